@@ -1,0 +1,100 @@
+"""kernels.conv2d: check the arguments once, then hand contiguous arrays to one backend kernel.
+
+Contract of a CPU kernel module kernels/cpu/<algorithm>.pyx:
+
+    conv2d(x, w, bias, y, sh, sw, pad_top, pad_left, dh, dw, groups, act, nthreads)
+
+x (N, C, H, W), w (K, C // groups, R, S), bias (K,) or None and y (N, K, P, Q) are C-contiguous
+arrays of one dtype (float32 or float64; x, w and bias may be read-only). The kernel writes every
+element of y; input positions outside [0, H) x [0, W) read as zero, so the bottom/right padding
+follows from (P, Q). act is 0 (none), 1 (ReLU) or 2 (ReLU6), applied after the bias; NaN propagates.
+The kernel releases the GIL and uses exactly `nthreads` OpenMP threads; its result does not depend
+on nthreads. Capability checks live in shapes.check_algorithm, not in the kernels.
+"""
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+
+from . import _threads
+from ._device import array_kind
+from .select import choose_algorithm
+from .shapes import check_algorithm, conv_geometry
+
+ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}
+
+
+def _check_dtype(a, name):
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+
+
+def check_operands(x, w, bias):
+    """Common checks of the arrays: one kind (numpy or cupy), one floating dtype. -> kind."""
+    kind = array_kind(x, "x")
+    if array_kind(w, "w") != kind:
+        raise TypeError(f"x is a {kind.upper()} array but w is not: move both to the same device")
+    _check_dtype(x, "x")
+    _check_dtype(w, "w")
+    if w.dtype != x.dtype:
+        raise TypeError(f"x and w must have the same dtype, got x {x.dtype} and w {w.dtype}")
+    if bias is not None:
+        if array_kind(bias, "bias") != kind:
+            raise TypeError(f"x is a {kind.upper()} array but bias is not: move both to the same device")
+        _check_dtype(bias, "bias")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"bias must have x's dtype {x.dtype}, got {bias.dtype}")
+        if bias.ndim != 1 or bias.shape[0] != w.shape[0]:
+            raise ValueError(f"bias must have shape ({w.shape[0]},), got {tuple(bias.shape)}")
+    return kind
+
+
+def _activation_code(activation):
+    try:
+        return ACTIVATIONS[activation]
+    except (KeyError, TypeError):
+        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}") from None
+
+
+def _cpu_kernel(algorithm):
+    try:
+        return importlib.import_module(f"kernels.cpu.{algorithm}")
+    except ImportError as e:
+        raise ImportError(
+            f"the CPU kernel '{algorithm}' is not built ({e}); run `make build` or "
+            f"`pip install -e .` in the source tree") from e
+
+
+def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
+           activation=None):
+    """2-D convolution (cross-correlation, as in deep learning) of x (N, C, H, W) with w (K, C // groups,
+    R, S), plus bias (K,), then an optional fused activation ("relu" or "relu6").
+
+    numpy input runs the Cython kernels, cupy input the CUDA kernels; the result is the same kind of
+    array, of x's dtype. stride and dilation are an int or (h, w); padding an int, (h, w), "valid" or
+    "same" (stride 1). algorithm is "auto" or one of kernels.ALGORITHMS.
+    """
+    kind = check_operands(x, w, bias)
+    g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be a string, got {algorithm!r}")
+    if algorithm == "auto":
+        algorithm = choose_algorithm(g, kind)
+    check_algorithm(algorithm, g)
+    act = _activation_code(activation)
+
+    if kind == "gpu":
+        from .cuda import ops
+        return ops.conv2d(x, w, bias, g, algorithm, act)
+
+    y = np.empty(g.out_shape, dtype=x.dtype)
+    if y.size == 0:
+        return y
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    if bias is not None:
+        bias = np.ascontiguousarray(bias)
+    _cpu_kernel(algorithm).conv2d(x, w, bias, y, g.sh, g.sw, g.pad_top, g.pad_left, g.dh, g.dw,
+                                  g.groups, act, _threads.get_num_threads())
+    return y

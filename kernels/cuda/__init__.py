@@ -1,0 +1,1 @@
+"""CUDA kernels launched through CuPy (imported only when a cupy array reaches an op)."""

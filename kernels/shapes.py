@@ -1,0 +1,182 @@
+"""Output-size arithmetic and argument checks, shared by the reference, the CPU and the GPU kernels.
+
+Everything a kernel needs to know about a convolution is resolved here once, into a `ConvGeometry`:
+the output size is floor((n + pad_begin + pad_end - dilation*(f-1) - 1) / stride) + 1 per axis.
+Kernels treat every input index outside [0, H) x [0, W) as zero, so only the top/left padding and
+the output size (P, Q) reach them; the bottom/right padding is implied.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+ALGORITHMS = ("direct", "im2col", "pointwise", "depthwise")
+
+# Largest flat index the kernels address with 64-bit arithmetic; anything past it is refused.
+MAX_ELEMENTS = 2**62
+
+
+def _as_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return int(value)
+
+
+def pair(value, name):
+    """An int or a 2-sequence of ints -> (h, w)."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair (h, w), got {value!r}")
+        return _as_int(value[0], name), _as_int(value[1], name)
+    v = _as_int(value, name)
+    return v, v
+
+
+def positive_pair(value, name):
+    h, w = pair(value, name)
+    if h < 1 or w < 1:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return h, w
+
+
+def resolve_padding(padding, R, S, stride, dilation):
+    """-> (top, bottom, left, right). "same" keeps the size at stride 1; an even kernel pads the extra
+    row/column at the bottom/right (TensorFlow's and PyTorch's convention)."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return 0, 0, 0, 0
+        if mode == "same":
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+            th, tw = dilation[0] * (R - 1), dilation[1] * (S - 1)
+            return th // 2, th - th // 2, tw // 2, tw - tw // 2
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"padding must be non-negative, got {padding!r}")
+    return ph, ph, pw, pw
+
+
+def output_size(n, f, stride, pad_begin, pad_end, dilation, *, ceil_mode=False):
+    """floor((n + pads - dilation*(f-1) - 1) / stride) + 1 (or ceil, as pooling's ceil_mode asks)."""
+    span = n + pad_begin + pad_end - dilation * (f - 1) - 1
+    if span < 0:
+        return 0
+    if ceil_mode:
+        out = -(-span // stride) + 1
+        # PyTorch: the last window must start inside the input or the left padding
+        if (out - 1) * stride >= n + pad_begin:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    R: int
+    S: int
+    sh: int
+    sw: int
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    dh: int
+    dw: int
+    groups: int
+    P: int
+    Q: int
+
+    @property
+    def Cg(self):
+        """Input channels per group (the weight's second axis)."""
+        return self.C // self.groups
+
+    @property
+    def Kg(self):
+        """Output channels per group."""
+        return self.K // self.groups
+
+    @property
+    def out_shape(self):
+        return (self.N, self.K, self.P, self.Q)
+
+    @property
+    def macs(self):
+        return self.N * self.K * self.P * self.Q * self.Cg * self.R * self.S
+
+    @property
+    def is_depthwise(self):
+        return self.groups == self.C and self.K % self.C == 0
+
+    @property
+    def is_pointwise(self):
+        return (self.R == 1 and self.S == 1 and self.pad_top == self.pad_bottom == 0
+                and self.pad_left == self.pad_right == 0)
+
+
+def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """Check a convolution's arguments and resolve its geometry. Raises ValueError/TypeError naming
+    the offending argument."""
+    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x_shape}")
+    if len(w_shape) != 4:
+        raise ValueError(f"w must be 4-D (K, C // groups, R, S), got shape {w_shape}")
+    N, C, H, W = (int(v) for v in x_shape)
+    K, Cg, R, S = (int(v) for v in w_shape)
+    groups = _as_int(groups, "groups")
+    if groups < 1:
+        raise ValueError(f"groups must be >= 1, got {groups}")
+    stride = positive_pair(stride, "stride")
+    dilation = positive_pair(dilation, "dilation")
+    if C < 1:
+        raise ValueError(f"x must have at least one channel, got shape {x_shape}")
+    if R < 1 or S < 1:
+        raise ValueError(f"w must have a kernel of at least 1x1, got shape {w_shape}")
+    if C % groups:
+        raise ValueError(f"groups={groups} does not divide the input channels C={C}")
+    if K % groups:
+        raise ValueError(f"groups={groups} does not divide the output channels K={K}")
+    if Cg * groups != C:
+        raise ValueError(
+            f"channel mismatch: x has C={C} channels, w expects {Cg} per group x groups={groups} = {Cg * groups}")
+    top, bottom, left, right = resolve_padding(padding, R, S, stride, dilation)
+    eff_r, eff_s = dilation[0] * (R - 1) + 1, dilation[1] * (S - 1) + 1
+    if eff_r > H + top + bottom or eff_s > W + left + right:
+        raise ValueError(
+            f"kernel {R}x{S} (dilated {eff_r}x{eff_s}) is larger than the padded input "
+            f"{H + top + bottom}x{W + left + right}")
+    P = output_size(H, R, stride[0], top, bottom, dilation[0])
+    Q = output_size(W, S, stride[1], left, right, dilation[1])
+    g = ConvGeometry(N, C, H, W, K, R, S, stride[0], stride[1], top, bottom, left, right,
+                     dilation[0], dilation[1], groups, P, Q)
+    for what, size in (("x", N * C * H * W), ("output", N * K * P * Q), ("w", K * Cg * R * S)):
+        if size >= MAX_ELEMENTS:
+            raise ValueError(f"{what} has {size} elements, more than this package indexes ({MAX_ELEMENTS})")
+    return g
+
+
+def conv2d_output_shape(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
+    """(N, C, H, W), (K, C // groups, R, S) -> (N, K, P, Q)."""
+    return conv_geometry(x_shape, w_shape, stride, padding, dilation, groups).out_shape
+
+
+def check_algorithm(algorithm, g: ConvGeometry):
+    """Raise ValueError saying why `algorithm` cannot compute geometry `g`."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be 'auto' or one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "pointwise" and not g.is_pointwise:
+        raise ValueError(
+            f"algorithm='pointwise' needs a 1x1 kernel without padding, got {g.R}x{g.S} kernel, "
+            f"padding (top, bottom, left, right) = {(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)}")
+    if algorithm == "depthwise" and not g.is_depthwise:
+        raise ValueError(
+            f"algorithm='depthwise' needs groups == C and K a multiple of C, got groups={g.groups}, "
+            f"C={g.C}, K={g.K}")

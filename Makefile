@@ -39,4 +39,4 @@ nvcc-check:
 	done
 
 clean:
-	rm -rf build *.egg-info kernels/cpu/*.so kernels/cpu/*.c kernels/cpu/*.html
+	rm -rf build *.egg-info kernels/cpu/*.so kernels/cpu/*.c kernels/cpu/*.html benchmarks/*.so benchmarks/*.c

@@ -1,0 +1,11 @@
+"""The layer API, the case-study networks and the cost model, on the fast ops of `kernels`.
+
+    from cnn import models, summary
+    net = models.create("resnet50")
+    y = net(x)                          # numpy in -> CPU kernels, cupy in -> CUDA kernels
+    print(summary(net, (1, 3, 224, 224)))
+"""
+from . import cost, layers, models
+from .summary import Summary, summary
+
+__all__ = ["Summary", "cost", "layers", "models", "summary"]

@@ -21,3 +21,8 @@ __all__ = [
     "reference",
     "set_num_threads",
 ]
+
+# Pooling and local response normalisation (kernels/pooling.py).
+from .pooling import avg_pool2d, global_avg_pool2d, local_response_norm, max_pool2d  # noqa: E402
+
+__all__ += ["avg_pool2d", "global_avg_pool2d", "local_response_norm", "max_pool2d"]

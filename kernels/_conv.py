@@ -13,6 +13,7 @@ on nthreads. Capability checks live in shapes.check_algorithm, not in the kernel
 """
 from __future__ import annotations
 
+import functools
 import importlib
 
 import numpy as np
@@ -57,6 +58,7 @@ def _activation_code(activation):
         raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}") from None
 
 
+@functools.lru_cache(maxsize=None)
 def _cpu_kernel(algorithm):
     try:
         return importlib.import_module(f"kernels.cpu.{algorithm}")

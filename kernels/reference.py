@@ -57,3 +57,66 @@ def apply_activation(y, activation):
     if activation == "relu6":
         return np.minimum(np.maximum(y, 0.0), 6.0)
     raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
+
+
+# Pooling and normalisation references (the ops of kernels/pooling.py).
+from .shapes import pool_geometry  # noqa: E402
+
+
+def _pool_taps(x, g, fill):
+    """Pad x with `fill` so every window of g lies inside, and yield each tap (r, s) as an (N, C, P, Q) view."""
+    bottom = max(0, (g.P - 1) * g.sh + (g.kh - 1) * g.dh + 1 - g.H - g.ph)
+    right = max(0, (g.Q - 1) * g.sw + (g.kw - 1) * g.dw + 1 - g.W - g.pw)
+    xp = np.pad(x, ((0, 0), (0, 0), (g.ph, bottom), (g.pw, right)), constant_values=fill)
+    for r in range(g.kh):
+        for s in range(g.kw):
+            h0, w0 = r * g.dh, s * g.dw
+            yield xp[:, :, h0:h0 + (g.P - 1) * g.sh + 1:g.sh, w0:w0 + (g.Q - 1) * g.sw + 1:g.sw]
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """y[n, c, p, q] = max over the window's taps inside the input (padding reads -inf); NaN propagates."""
+    x = to_host64(x)
+    g = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    y = np.full(g.out_shape, -np.inf)
+    for tap in _pool_taps(x, g, -np.inf):
+        y = np.maximum(y, tap)
+    return y
+
+
+def _avg_divisor(n, f, stride, pad, out, count_include_pad):
+    """Per output index along one axis: how many taps the divisor counts (PyTorch's rule: padding counts
+    when count_include_pad, the ceil_mode overhang past the padding never does)."""
+    start = np.arange(out) * stride - pad
+    end = np.minimum(start + f, n + pad)
+    if not count_include_pad:
+        start, end = np.maximum(start, 0), np.minimum(end, n)
+    return (end - start).astype(np.float64)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """y[n, c, p, q] = sum of the window's taps (padding reads 0) / the divisor PyTorch uses."""
+    x = to_host64(x)
+    g = pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    y = np.zeros(g.out_shape)
+    for tap in _pool_taps(x, g, 0.0):
+        y += tap
+    div_h = _avg_divisor(g.H, g.kh, g.sh, g.ph, g.P, count_include_pad)
+    div_w = _avg_divisor(g.W, g.kw, g.sw, g.pw, g.Q, count_include_pad)
+    return y / np.multiply.outer(div_h, div_w)
+
+
+def global_avg_pool2d(x):
+    """(N, C, H, W) -> (N, C, 1, 1): the mean of each plane."""
+    x = to_host64(x)
+    return x.mean(axis=(2, 3), keepdims=True)
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """y = x / (k + alpha / size * sum of x^2 over channels c - size//2 .. c + (size-1)//2) ** beta,
+    channels outside [0, C) reading as zero (PyTorch's local_response_norm)."""
+    x = to_host64(x)
+    C = x.shape[1]
+    sq = np.pad(x * x, ((0, 0), (size // 2, (size - 1) // 2), (0, 0), (0, 0)))
+    window = sum(sq[:, i:i + C] for i in range(size))
+    return x / (k + alpha / size * window) ** beta

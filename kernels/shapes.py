@@ -7,6 +7,7 @@ the output size (P, Q) reach them; the bottom/right padding is implied.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from dataclasses import dataclass
 
@@ -123,8 +124,23 @@ class ConvGeometry:
 
 def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """Check a convolution's arguments and resolve its geometry. Raises ValueError/TypeError naming
-    the offending argument."""
+    the offending argument. Networks call the same few geometries over and over, so hashable
+    arguments hit a cache (only successful resolutions are cached; errors are raised afresh)."""
     x_shape, w_shape = tuple(x_shape), tuple(w_shape)
+    try:
+        return _cached_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    except TypeError as e:
+        if "unhashable" not in str(e):
+            raise
+    return _resolve_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_geometry(x_shape, w_shape, stride, padding, dilation, groups):
+    return _resolve_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+
+
+def _resolve_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     if len(x_shape) != 4:
         raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x_shape}")
     if len(w_shape) != 4:
@@ -180,3 +196,61 @@ def check_algorithm(algorithm, g: ConvGeometry):
         raise ValueError(
             f"algorithm='depthwise' needs groups == C and K a multiple of C, got groups={g.groups}, "
             f"C={g.C}, K={g.K}")
+
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    """A 2-D pooling window over x (N, C, H, W): kernel (kh, kw), stride, symmetric padding (ph, pw),
+    dilation, and the output size (P, Q) that ceil_mode chose."""
+    N: int
+    C: int
+    H: int
+    W: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    P: int
+    Q: int
+
+    @property
+    def out_shape(self):
+        return (self.N, self.C, self.P, self.Q)
+
+
+def pool_geometry(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Check a pooling window's arguments (PyTorch's rules) and resolve its geometry. stride None means
+    the kernel size; padding may be at most half the kernel; ceil_mode keeps a last partial window only
+    when it starts inside the input or the left padding. Raises ValueError/TypeError naming the argument."""
+    x_shape = tuple(x_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x_shape}")
+    N, C, H, W = (int(v) for v in x_shape)
+    if C < 1 or H < 1 or W < 1:
+        raise ValueError(f"x must have non-empty C, H and W (only the batch may be empty), got shape {x_shape}")
+    kh, kw = positive_pair(kernel_size, "kernel_size")
+    sh, sw = (kh, kw) if stride is None else positive_pair(stride, "stride")
+    ph, pw = pair(padding, "padding")
+    if ph < 0 or pw < 0:
+        raise ValueError(f"padding must be non-negative, got {padding!r}")
+    if 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"padding must be at most half the kernel size, got padding={padding!r} "
+                         f"for kernel_size={kernel_size!r}")
+    dh, dw = positive_pair(dilation, "dilation")
+    # a Python bool or a NumPy bool scalar (whose .item() is a bool)
+    if not isinstance(ceil_mode, bool) and not (type(ceil_mode).__module__ == "numpy"
+                                                and isinstance(getattr(ceil_mode, "item", lambda: None)(), bool)):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    P = output_size(H, kh, sh, ph, ph, dh, ceil_mode=bool(ceil_mode))
+    Q = output_size(W, kw, sw, pw, pw, dw, ceil_mode=bool(ceil_mode))
+    if P < 1 or Q < 1:
+        raise ValueError(f"kernel_size={kernel_size!r} (dilation={dilation!r}) is larger than the padded "
+                         f"input {H + 2 * ph}x{W + 2 * pw}")
+    for what, size in (("x", N * C * H * W), ("output", N * C * P * Q)):
+        if size >= MAX_ELEMENTS:
+            raise ValueError(f"{what} has {size} elements, more than this package indexes ({MAX_ELEMENTS})")
+    return PoolGeometry(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, P, Q)

@@ -1,0 +1,149 @@
+"""Pooling and local response normalisation: check the arguments once, then run one backend kernel.
+
+numpy input runs the Cython kernels of kernels/cpu/pooling.pyx, cupy input the CUDA kernels of
+kernels.cuda.ops; the result is the same kind of array, of x's dtype (float32 or float64), NCHW.
+The semantics are PyTorch's (torch.nn.functional): see each function.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+
+import numpy as np
+
+from . import _threads
+from ._device import array_kind
+from .shapes import MAX_ELEMENTS, pool_geometry
+
+
+def _check_x(x):
+    """x must be a 4-D float32/float64 numpy or cupy array. -> 'cpu' or 'gpu'."""
+    kind = array_kind(x, "x")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"x must be float32 or float64, got {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"x must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    return kind
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _cpu_kernel():
+    try:
+        from .cpu import pooling
+    except ImportError as e:
+        raise ImportError(f"the CPU pooling kernel is not built ({e}); run `make build` or "
+                          f"`pip install -e .` in the source tree") from e
+    return pooling
+
+
+def _plain(v):
+    """An int, or a pair of ints, by exact type (so that 2.0 or True never share 2's cache entry)."""
+    return type(v) is int or (type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int)
+
+
+_cached_geometry = functools.lru_cache(maxsize=512)(pool_geometry)
+
+
+def _geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
+    """pool_geometry, memoised for the plain arguments a layer passes on every call (the checks cost
+    several microseconds, a batch-1 pool only tens)."""
+    if _plain(kernel_size) and (stride is None or _plain(stride)) and _plain(padding) and _plain(dilation):
+        return _cached_geometry(tuple(shape), kernel_size, stride, padding, dilation, ceil_mode)
+    return pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def _pool(x, mode, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
+    kind = _check_x(x)
+    ceil_mode = _check_bool(ceil_mode, "ceil_mode")
+    count_include_pad = _check_bool(count_include_pad, "count_include_pad")
+    g = _geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    if kind == "gpu":
+        from .cuda import ops
+        return ops.pool2d(x, mode, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.P, g.Q,
+                          count_include_pad)
+    y = np.empty(g.out_shape, dtype=x.dtype)
+    if y.size == 0:
+        return y
+    _cpu_kernel().pool2d(np.ascontiguousarray(x), y, mode == "max", g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
+                         g.dh, g.dw, count_include_pad, _threads.get_num_threads())
+    return y
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max over each kernel_size window of x (N, C, H, W) -> (N, C, P, Q).
+
+    stride defaults to kernel_size; padding (at most half the kernel) reads as -inf; dilation spaces the
+    taps; ceil_mode rounds the output size up, keeping a last window only when it starts inside the input
+    or the left padding. NaN in a window gives NaN (as torch.nn.functional.max_pool2d)."""
+    return _pool(x, "max", kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Mean over each kernel_size window of x (N, C, H, W) -> (N, C, P, Q).
+
+    padding reads as 0; the divisor counts the padding taps when count_include_pad, and never the
+    ceil_mode overhang past the padding (as torch.nn.functional.avg_pool2d)."""
+    return _pool(x, "avg", kernel_size, stride, padding, 1, ceil_mode, count_include_pad)
+
+
+def global_avg_pool2d(x):
+    """Mean of each (H, W) plane of x (N, C, H, W) -> (N, C, 1, 1) (adaptive_avg_pool2d(x, 1))."""
+    kind = _check_x(x)
+    N, C, H, W = x.shape
+    if C < 1 or H < 1 or W < 1:
+        raise ValueError(f"x must have non-empty C, H and W (only the batch may be empty), got shape {x.shape}")
+    if N * C * H * W >= MAX_ELEMENTS:
+        raise ValueError(f"x has {N * C * H * W} elements, more than this package indexes ({MAX_ELEMENTS})")
+    if kind == "gpu":
+        from .cuda import ops
+        return ops.global_avg_pool2d(x)
+    y = np.empty((N, C, 1, 1), dtype=x.dtype)
+    if y.size == 0:
+        return y
+    _cpu_kernel().global_avg_pool2d(np.ascontiguousarray(x), y, _threads.get_num_threads())
+    return y
+
+
+def _check_real(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Local response normalisation across channels (AlexNet), PyTorch's definition:
+
+        y[n, c] = x[n, c] / (k + alpha / size * sum_{c'} x[n, c']^2) ** beta,
+
+    c' over size neighbouring channels, size // 2 before c and (size - 1) // 2 after, channels outside
+    [0, C) reading as zero."""
+    kind = _check_x(x)
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise TypeError(f"size must be an int, got {size!r}")
+    if size < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    alpha, beta, k = _check_real(alpha, "alpha"), _check_real(beta, "beta"), _check_real(k, "k")
+    size = int(size)
+    N, C, H, W = x.shape
+    if C < 1 or H < 1 or W < 1:
+        raise ValueError(f"x must have non-empty C, H and W (only the batch may be empty), got shape {x.shape}")
+    if N * C * H * W >= MAX_ELEMENTS:
+        raise ValueError(f"x has {N * C * H * W} elements, more than this package indexes ({MAX_ELEMENTS})")
+    if kind == "gpu":
+        from .cuda import ops
+        return ops.local_response_norm(x, size, alpha, beta, k)
+    y = np.empty(x.shape, dtype=x.dtype)
+    if y.size == 0:
+        return y
+    _cpu_kernel().local_response_norm(np.ascontiguousarray(x), y, size, alpha, beta, k,
+                                      _threads.get_num_threads())
+    return y

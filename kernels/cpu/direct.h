@@ -29,8 +29,9 @@
            over the flattened output plane and cross row ends, so a 56- or 28-wide layer fills
            every lane instead of 7/8 of them; per-lane row/column masks come from int32 compares.
    kvec    (DIRECT_KVEC, AVX-512, strided in width, or narrow outputs with many channels) vectorised
-           over output channels: a tile is 2 vectors of LANES output channels x KNP = 12 output
-           pixels of one row. Per tap: 2 weight loads ([group][k block][c][r][s][2*LANES]), KNP
+           over output channels: a tile is 2 vectors of LANES output channels x 8 .. KNP = 12 output
+           pixels of one row (as many as split Q evenly). Per tap: 2 weight loads
+           ([group][k block][c][r][s][2*LANES]), up to KNP
            broadcasts of input pixels, 24 FMAs. The input rows an output row needs are copied once
            into a zero-padded per-thread row buffer (cb x R x wbuf), so strided and padded
            positions are plain broadcasts. The tile is transposed through a small stack buffer at
@@ -60,7 +61,7 @@
 #define WNV 3      /* wvec: output vectors per register tile */
 #define WPACK_TILES 16  /* wvec: repack the weights when each feeds at least this many tiles */
 #define WITEMS 16  /* wvec: fewest work items before the item blocks shrink */
-#define KNP 12     /* kvec: output pixels per register tile */
+#define KNP 12     /* kvec: most output pixels per register tile (8 .. KNP are instantiated) */
 #define L1_BYTES 32768
 #define L2_BUF_BYTES 131072
 
@@ -83,6 +84,7 @@ typedef struct {
     int wpack;          /* weights repacked (else read in place, for layers that use each once) */
     ptrdiff_t cb;       /* input channels per cache block */
     ptrdiff_t wbuf;     /* kvec: padded row width of the row buffer */
+    ptrdiff_t knp;      /* kvec: output pixels per tile, 8 .. KNP, splitting Q evenly */
     ptrdiff_t items;    /* independent work items */
     ptrdiff_t npack;    /* weight blocks to repack (one prange iteration each) */
     ptrdiff_t packed;   /* elements of the repacked weights */
@@ -105,7 +107,7 @@ static void direct_make_plan(direct_plan *p, ptrdiff_t itemsize, int simple)
     const ptrdiff_t lanes = 64 / itemsize;
     p->path = DIRECT_SIMPLE;
     p->kblock = 1;
-    p->vpr = p->bandv = p->nband = p->kgrp = p->nkg = p->wbuf = 0;
+    p->vpr = p->bandv = p->nband = p->kgrp = p->nkg = p->wbuf = p->knp = 0;
     p->wpack = p->flat = 0;
     p->nvec = 0;
     p->cb = p->Cg;
@@ -134,7 +136,9 @@ static void direct_make_plan(direct_plan *p, ptrdiff_t itemsize, int simple)
         p->cb = cb;
     } else if (p->path == DIRECT_KVEC) {
         p->kblock = 2 * lanes;
-        p->wbuf = (direct_cdiv(p->Q, KNP) * KNP - 1) * p->sw + (p->S - 1) * p->dw + 1;
+        p->knp = direct_cdiv(p->Q, direct_cdiv(p->Q, KNP));
+        if (p->knp < 8) p->knp = 8;
+        p->wbuf = (direct_cdiv(p->Q, p->knp) * p->knp - 1) * p->sw + (p->S - 1) * p->dw + 1;
         ptrdiff_t cb = L2_BUF_BYTES / (p->R * p->wbuf * itemsize);
         if (cb < 1) cb = 1;
         p->cb = cb;
@@ -598,16 +602,17 @@ static void FN(direct_wvec_item)(const direct_plan *p, const T *x, const T *w, c
     }
 }
 
-/* kvec register tile: 2*LANES output channels x KNP output pixels q0 .. q0+KNP-1 of one output row,
+/* kvec register tile: 2*LANES output channels x np output pixels q0 .. q0+np-1 of one output row,
    input channels [c0, c0+nc) taken from the zero-padded row buffer. Pixels past Q are computed on
    the buffer's zero tail and dropped at the store. */
-static void FN(direct_ktile)(const direct_plan *p, const T *buf, const T *wc, T *yrow, const T *bk,
-                             ptrdiff_t kvalid, ptrdiff_t q0, ptrdiff_t nc, int first, int last)
+static inline __attribute__((always_inline)) void FN(direct_ktile)(
+    const direct_plan *p, const T *buf, const T *wc, T *yrow, const T *bk, ptrdiff_t kvalid,
+    ptrdiff_t q0, const int np, ptrdiff_t nc, int first, int last)
 {
     const ptrdiff_t R = p->R, S = p->S, sw = p->sw, dw = p->dw, wbuf = p->wbuf, PQ = p->P * p->Q;
     VEC a0[KNP], a1[KNP];
 #pragma GCC unroll 12
-    for (int j = 0; j < KNP; j++) a0[j] = a1[j] = VZERO();
+    for (int j = 0; j < np; j++) a0[j] = a1[j] = VZERO();
     for (ptrdiff_t c = 0; c < nc; c++)
         for (ptrdiff_t r = 0; r < R; r++) {
             const T *br = buf + (c * R + r) * wbuf + q0 * sw;
@@ -616,7 +621,7 @@ static void FN(direct_ktile)(const direct_plan *p, const T *buf, const T *wc, T 
                 wc += 2 * LANES;
                 const T *bs = br + s * dw;
 #pragma GCC unroll 12
-                for (int j = 0; j < KNP; j++) {
+                for (int j = 0; j < np; j++) {
                     const VEC xb = VSET1(bs[j * sw]);
                     a0[j] = VFMA(w0, xb, a0[j]);
                     a1[j] = VFMA(w1, xb, a1[j]);
@@ -631,7 +636,7 @@ static void FN(direct_ktile)(const direct_plan *p, const T *buf, const T *wc, T 
                                : kvalid > LANES ? (1u << (kvalid - LANES)) - 1u : 0u);
         const VEC b0 = bk ? VLOADZ(m0, bk) : zero, b1 = bk ? VLOADZ(m1, bk + LANES) : zero;
 #pragma GCC unroll 12
-        for (int j = 0; j < KNP; j++) {
+        for (int j = 0; j < np; j++) {
             a0[j] = VADD(a0[j], b0);
             a1[j] = VADD(a1[j], b1);
             if (p->act >= 1) {
@@ -647,11 +652,11 @@ static void FN(direct_ktile)(const direct_plan *p, const T *buf, const T *wc, T 
     /* transpose through the stack: tmp[pixel][channel] */
     T tmp[KNP * 2 * LANES] __attribute__((aligned(64)));
 #pragma GCC unroll 12
-    for (int j = 0; j < KNP; j++) {
+    for (int j = 0; j < np; j++) {
         VSTORE(tmp + j * 2 * LANES, a0[j]);
         VSTORE(tmp + j * 2 * LANES + LANES, a1[j]);
     }
-    const ptrdiff_t nq = p->Q - q0 < KNP ? p->Q - q0 : KNP;
+    const ptrdiff_t nq = p->Q - q0 < np ? p->Q - q0 : np;
     for (ptrdiff_t k = 0; k < kvalid; k++) {
         T *yr = yrow + k * PQ + q0;
         for (ptrdiff_t j = 0; j < nq; j++) {
@@ -662,6 +667,18 @@ static void FN(direct_ktile)(const direct_plan *p, const T *buf, const T *wc, T 
             }
             yr[j] = v;
         }
+    }
+}
+
+static void FN(direct_ktile_any)(const direct_plan *p, const T *buf, const T *wc, T *yrow, const T *bk,
+                                 ptrdiff_t kvalid, ptrdiff_t q0, ptrdiff_t nc, int first, int last)
+{
+    switch (p->knp) {
+    case 8: FN(direct_ktile)(p, buf, wc, yrow, bk, kvalid, q0, 8, nc, first, last); break;
+    case 9: FN(direct_ktile)(p, buf, wc, yrow, bk, kvalid, q0, 9, nc, first, last); break;
+    case 10: FN(direct_ktile)(p, buf, wc, yrow, bk, kvalid, q0, 10, nc, first, last); break;
+    case 11: FN(direct_ktile)(p, buf, wc, yrow, bk, kvalid, q0, 11, nc, first, last); break;
+    default: FN(direct_ktile)(p, buf, wc, yrow, bk, kvalid, q0, KNP, nc, first, last); break;
     }
 }
 
@@ -695,8 +712,8 @@ static void FN(direct_kvec_item)(const direct_plan *p, const T *x, const T *wp, 
                 memset(b + lz + ncopy, 0, (size_t)(wbuf - lz - ncopy) * sizeof(T));
             }
         const T *wc = wk + c0 * R * S * KB;
-        for (ptrdiff_t q0 = 0; q0 < p->Q; q0 += KNP)
-            FN(direct_ktile)(p, buf, wc, yrow, bk, kvalid, q0, nc, c0 == 0, c0 + nc == p->Cg);
+        for (ptrdiff_t q0 = 0; q0 < p->Q; q0 += p->knp)
+            FN(direct_ktile_any)(p, buf, wc, yrow, bk, kvalid, q0, nc, c0 == 0, c0 + nc == p->Cg);
     }
 }
 

@@ -7,6 +7,8 @@ items on `nthreads` OpenMP threads without the GIL.
 """
 import numpy as np
 
+from .checks import check_kernel_args
+
 cimport cython
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
@@ -58,17 +60,7 @@ def conv2d(x, w, bias, y, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pad_top, Py_s
     if groups != C or C < 1 or K % C or w.shape[1] != 1:
         raise ValueError(f"depthwise needs groups == C and w of shape (M*C, 1, R, S), got groups={groups}, "
                          f"x {x.shape}, w {w.shape}")
-    if y.shape[0] != N or y.shape[1] != K:
-        raise ValueError(f"y must have shape ({N}, {K}, P, Q), got {y.shape}")
-    if bias is not None and bias.shape != (K,):
-        raise ValueError(f"bias must have shape ({K},), got {bias.shape}")
-    if sh < 1 or sw < 1 or dh < 1 or dw < 1 or pad_top < 0 or pad_left < 0:
-        raise ValueError(f"stride, dilation must be >= 1 and padding >= 0, got stride ({sh}, {sw}), "
-                         f"dilation ({dh}, {dw}), padding ({pad_top}, {pad_left})")
-    if act not in (0, 1, 2):
-        raise ValueError(f"act must be 0 (none), 1 (ReLU) or 2 (ReLU6), got {act}")
-    if nthreads < 1:
-        raise ValueError(f"nthreads must be >= 1, got {nthreads}")
+    check_kernel_args(x, w, bias, y, sh, sw, pad_top, pad_left, dh, dw, groups, act, nthreads)
     cdef dw_geom g
     dw_geom_init(&g, N, C, H, W, K, R, S, P, Q, sh, sw, pad_top, pad_left, dh, dw, act)
     if dw_items(&g) == 0:

@@ -1,4 +1,8 @@
-# Declarations of the hand-written GEMM in gemm.h, cimported by im2col.pyx and pointwise.pyx.
+# Declarations of the hand-written GEMM in gemm.h, cimported by im2col.pyx and pointwise.pyx, and the
+# float/double dispatch of its entry points for Cython's fused `real` (= cython.floating).
+cimport cython
+
+ctypedef cython.floating real
 cdef extern from "gemm.h" nogil:
     enum:
         GEMM_MR
@@ -25,3 +29,20 @@ cdef extern from "gemm.h" nogil:
 
     void gemm_copy_run_s(float *dst, const float *src, Py_ssize_t n, Py_ssize_t lo, Py_ssize_t hi)
     void gemm_copy_run_d(double *dst, const double *src, Py_ssize_t n, Py_ssize_t lo, Py_ssize_t hi)
+
+
+cdef inline void gemm_block_r(Py_ssize_t m, Py_ssize_t n, Py_ssize_t kc, const real *a, Py_ssize_t lda,
+                              const real *b, Py_ssize_t ldb, Py_ssize_t bpanel, real *c, Py_ssize_t ldc,
+                              bint first, bint last, const real *bias, int act) noexcept nogil:
+    if real is float:
+        gemm_block_s(m, n, kc, a, lda, b, ldb, bpanel, c, ldc, first, last, bias, act)
+    else:
+        gemm_block_d(m, n, kc, a, lda, b, ldb, bpanel, c, ldc, first, last, bias, act)
+
+
+cdef inline void gemm_copy_run_r(real *dst, const real *src, Py_ssize_t n, Py_ssize_t lo,
+                                 Py_ssize_t hi) noexcept nogil:
+    if real is float:
+        gemm_copy_run_s(dst, src, n, lo, hi)
+    else:
+        gemm_copy_run_d(dst, src, n, lo, hi)

@@ -19,14 +19,13 @@ any thread count.
 """
 import numpy as np
 
+from .checks import check_kernel_args
+
 cimport cython
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
 
-from .gemm cimport (GEMM_NR_D, GEMM_NR_S, gemm_block_d, gemm_block_s, gemm_copy_run_d, gemm_copy_run_s,
-                   gemm_make_plan, gemm_plan)
-
-ctypedef cython.floating real
+from .gemm cimport GEMM_NR_D, GEMM_NR_S, gemm_block_r, gemm_copy_run_r, gemm_make_plan, gemm_plan, real
 
 
 cdef struct Geom:
@@ -65,14 +64,14 @@ cdef void _pack_cols(const real *xc, const Geom *g, Py_ssize_t k0, Py_ssize_t kc
             ih = p * g.sh + ihb
             if ih < 0 or ih >= H:
                 for s in range(s_lo, s_hi):          # rows of padding
-                    _copy_run(d + (kb + s) * NR + lane, xc, take, 0, 0)
+                    gemm_copy_run_r(d + (kb + s) * NR + lane, xc, take, 0, 0)
             else:
                 xrow = xc + (c * H + ih) * W
                 for s in range(s_lo, s_hi):
                     ds = d + (kb + s) * NR + lane
                     base = q * sw + s * dws - g.pl   # input column of the run's first element
                     if sw == 1:
-                        _copy_run(ds, xrow + base, take, -base, W - base)
+                        gemm_copy_run_r(ds, xrow + base, take, -base, W - base)
                     else:
                         # the run's elements t with 0 <= base + t*sw < W; zeros around them
                         tlo = 0 if base >= 0 else (sw - 1 - base) // sw
@@ -96,24 +95,7 @@ cdef void _pack_cols(const real *xc, const Geom *g, Py_ssize_t k0, Py_ssize_t kc
                 p += 1
         if lane:                                     # zeros in the unused columns of a partial panel
             for s in range(s_lo, s_hi):
-                _copy_run(d + (kb + s) * NR + lane, xc, NR - lane, 0, 0)
-
-
-cdef inline void _copy_run(real *dst, const real *src, Py_ssize_t n, Py_ssize_t lo,
-                          Py_ssize_t hi) noexcept nogil:
-    if real is float:
-        gemm_copy_run_s(dst, src, n, lo, hi)
-    else:
-        gemm_copy_run_d(dst, src, n, lo, hi)
-
-
-cdef inline void _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t kc, const real *a, Py_ssize_t lda,
-                       const real *b, Py_ssize_t ldb, Py_ssize_t bpanel, real *c, Py_ssize_t ldc,
-                       bint first, bint last, const real *bias, int act) noexcept nogil:
-    if real is float:
-        gemm_block_s(m, n, kc, a, lda, b, ldb, bpanel, c, ldc, first, last, bias, act)
-    else:
-        gemm_block_d(m, n, kc, a, lda, b, ldb, bpanel, c, ldc, first, last, bias, act)
+                gemm_copy_run_r(d + (kb + s) * NR + lane, xc, NR - lane, 0, 0)
 
 
 cdef int _run_tiles(const real *x, const real *w, const real *bias, real *y, const Geom *g,
@@ -145,7 +127,7 @@ cdef int _run_tiles(const real *x, const real *w, const real *bias, real *y, con
                 k0 = pb * pl.kc
                 kc = min(pl.kc, g.kdim - k0)
                 _pack_cols(xg, g, k0, kc, j0, ncols, buf)
-                _gemm(g.Kg, ncols, kc, w + grp * g.Kg * g.kdim + k0, g.kdim, buf, nr, kc * nr,
+                gemm_block_r(g.Kg, ncols, kc, w + grp * g.Kg * g.kdim + k0, g.kdim, buf, nr, kc * nr,
                       y + (n * g.K + grp * g.Kg) * g.npix + j0, g.npix,
                       pb == 0, pb == pl.nkb - 1, bg, g.act)
     free(ws)
@@ -188,7 +170,7 @@ cdef int _run_images(const real *x, const real *w, const real *bias, real *y, co
                 for pb in range(pl.nkb):
                     k0 = pb * pl.kc
                     kc = min(pl.kc, g.kdim - k0)
-                    _gemm(mrows, ncols, kc, w + (grp * g.Kg + i0) * g.kdim + k0, g.kdim,
+                    gemm_block_r(mrows, ncols, kc, w + (grp * g.Kg + i0) * g.kdim + k0, g.kdim,
                           ws + grp * gsize + k0 * npad + j0 * kc, nr, kc * nr,
                           y + (n * g.K + grp * g.Kg + i0) * g.npix + j0, g.npix,
                           pb == 0, pb == pl.nkb - 1, bg, g.act)
@@ -220,17 +202,7 @@ def conv2d(x, w, bias, y, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pad_top, Py_s
     g.N, g.C, g.H, g.W = x.shape
     g.K, g.Cg, g.R, g.S = w.shape
     g.P, g.Q = y.shape[2], y.shape[3]
-    if groups < 1 or g.C % groups or g.K % groups or g.Cg * groups != g.C:
-        raise ValueError(f"groups={groups} does not fit x {x.shape} and w {w.shape}")
-    if y.shape[0] != g.N or y.shape[1] != g.K:
-        raise ValueError(f"y must have shape ({g.N}, {g.K}, P, Q), got {y.shape}")
-    if sh < 1 or sw < 1 or dh < 1 or dw < 1 or pad_top < 0 or pad_left < 0:
-        raise ValueError(f"stride, dilation must be >= 1 and padding >= 0, got stride ({sh}, {sw}), "
-                         f"dilation ({dh}, {dw}), padding ({pad_top}, {pad_left})")
-    if act not in (0, 1, 2):
-        raise ValueError(f"act must be 0 (none), 1 (ReLU) or 2 (ReLU6), got {act}")
-    if nthreads < 1:
-        raise ValueError(f"nthreads must be >= 1, got {nthreads}")
+    check_kernel_args(x, w, bias, y, sh, sw, pad_top, pad_left, dh, dw, groups, act, nthreads)
     if y.size == 0:
         return
     g.sh, g.sw, g.pt, g.pl, g.dh, g.dw = sh, sw, pad_top, pad_left, dh, dw

@@ -14,13 +14,13 @@ only, so the output is bit-identical for any thread count.
 """
 import numpy as np
 
+from .checks import check_kernel_args
+
 cimport cython
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
 
-from .gemm cimport GEMM_NR_D, GEMM_NR_S, gemm_block_d, gemm_block_s, gemm_make_plan, gemm_plan
-
-ctypedef cython.floating real
+from .gemm cimport GEMM_NR_D, GEMM_NR_S, gemm_block_r, gemm_make_plan, gemm_plan, real
 
 
 cdef struct Geom:
@@ -58,15 +58,6 @@ cdef void _pack_strided(const real *xc, const Geom *g, Py_ssize_t kc, Py_ssize_t
         if lane:                                     # zeros in the unused columns of a partial panel
             for t in range(lane, NR):
                 d[t] = 0
-
-
-cdef inline void _gemm(Py_ssize_t m, Py_ssize_t n, Py_ssize_t kc, const real *a, Py_ssize_t lda,
-                       const real *b, Py_ssize_t ldb, Py_ssize_t bpanel, real *c, Py_ssize_t ldc,
-                       bint first, bint last, const real *bias, int act) noexcept nogil:
-    if real is float:
-        gemm_block_s(m, n, kc, a, lda, b, ldb, bpanel, c, ldc, first, last, bias, act)
-    else:
-        gemm_block_d(m, n, kc, a, lda, b, ldb, bpanel, c, ldc, first, last, bias, act)
 
 
 cdef int _conv(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const real[::1] bias,
@@ -117,11 +108,11 @@ cdef int _conv(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const rea
                 kc = min(pl.kc, g.Cg - k0)
                 if packed:
                     _pack_strided(xg + k0 * HW, g, kc, j0, ncols, buf)
-                    _gemm(mrows, ncols, kc, wp + (grp * g.Kg + i0) * g.Cg + k0, g.Cg, buf, nr, kc * nr,
+                    gemm_block_r(mrows, ncols, kc, wp + (grp * g.Kg + i0) * g.Cg + k0, g.Cg, buf, nr, kc * nr,
                           yp + (n * g.K + grp * g.Kg + i0) * g.npix + j0, g.npix,
                           pb == 0, pb == pl.nkb - 1, bg, g.act)
                 else:
-                    _gemm(mrows, ncols, kc, wp + (grp * g.Kg + i0) * g.Cg + k0, g.Cg,
+                    gemm_block_r(mrows, ncols, kc, wp + (grp * g.Kg + i0) * g.Cg + k0, g.Cg,
                           xg + k0 * HW + j0, HW, nr,
                           yp + (n * g.K + grp * g.Kg + i0) * g.npix + j0, g.npix,
                           pb == 0, pb == pl.nkb - 1, bg, g.act)
@@ -143,16 +134,9 @@ def conv2d(x, w, bias, y, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pad_top, Py_s
         raise ValueError(f"pointwise needs a 1x1 kernel, got w of shape {w.shape}")
     if pad_top != 0 or pad_left != 0:
         raise ValueError(f"pointwise takes no padding, got ({pad_top}, {pad_left})")
-    if groups < 1 or g.C % groups or g.K % groups or g.Cg * groups != g.C:
-        raise ValueError(f"groups={groups} does not fit x {x.shape} and w {w.shape}")
-    if sh < 1 or sw < 1 or dh < 1 or dw < 1:
-        raise ValueError(f"stride and dilation must be >= 1, got stride ({sh}, {sw}), dilation ({dh}, {dw})")
-    if y.shape[0] != g.N or y.shape[1] != g.K or (g.P - 1) * sh >= g.H or (g.Q - 1) * sw >= g.W:
+    check_kernel_args(x, w, bias, y, sh, sw, pad_top, pad_left, dh, dw, groups, act, nthreads)
+    if (g.P - 1) * sh >= g.H or (g.Q - 1) * sw >= g.W:
         raise ValueError(f"y of shape {y.shape} does not fit x {x.shape} at stride ({sh}, {sw})")
-    if act not in (0, 1, 2):
-        raise ValueError(f"act must be 0 (none), 1 (ReLU) or 2 (ReLU6), got {act}")
-    if nthreads < 1:
-        raise ValueError(f"nthreads must be >= 1, got {nthreads}")
     if y.size == 0:
         return
     g.sh, g.sw = sh, sw

@@ -92,14 +92,20 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     return _pool(x, "avg", kernel_size, stride, padding, 1, ceil_mode, count_include_pad)
 
 
-def global_avg_pool2d(x):
-    """Mean of each (H, W) plane of x (N, C, H, W) -> (N, C, 1, 1) (adaptive_avg_pool2d(x, 1))."""
-    kind = _check_x(x)
+def _check_planes(x):
+    """Channel-wise ops need non-empty planes and a size the kernels index. -> (N, C, H, W)."""
     N, C, H, W = x.shape
     if C < 1 or H < 1 or W < 1:
         raise ValueError(f"x must have non-empty C, H and W (only the batch may be empty), got shape {x.shape}")
     if N * C * H * W >= MAX_ELEMENTS:
         raise ValueError(f"x has {N * C * H * W} elements, more than this package indexes ({MAX_ELEMENTS})")
+    return N, C, H, W
+
+
+def global_avg_pool2d(x):
+    """Mean of each (H, W) plane of x (N, C, H, W) -> (N, C, 1, 1) (adaptive_avg_pool2d(x, 1))."""
+    kind = _check_x(x)
+    N, C, H, W = _check_planes(x)
     if kind == "gpu":
         from .cuda import ops
         return ops.global_avg_pool2d(x)
@@ -133,11 +139,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
         raise ValueError(f"size must be positive, got {size}")
     alpha, beta, k = _check_real(alpha, "alpha"), _check_real(beta, "beta"), _check_real(k, "k")
     size = int(size)
-    N, C, H, W = x.shape
-    if C < 1 or H < 1 or W < 1:
-        raise ValueError(f"x must have non-empty C, H and W (only the batch may be empty), got shape {x.shape}")
-    if N * C * H * W >= MAX_ELEMENTS:
-        raise ValueError(f"x has {N * C * H * W} elements, more than this package indexes ({MAX_ELEMENTS})")
+    N, C, H, W = _check_planes(x)
     if kind == "gpu":
         from .cuda import ops
         return ops.local_response_norm(x, size, alpha, beta, k)

@@ -6,7 +6,6 @@ The semantics are PyTorch's (torch.nn.functional): see each function.
 """
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 
@@ -42,27 +41,11 @@ def _cpu_kernel():
     return pooling
 
 
-def _plain(v):
-    """An int, or a pair of ints, by exact type (so that 2.0 or True never share 2's cache entry)."""
-    return type(v) is int or (type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int)
-
-
-_cached_geometry = functools.lru_cache(maxsize=512)(pool_geometry)
-
-
-def _geometry(shape, kernel_size, stride, padding, dilation, ceil_mode):
-    """pool_geometry, memoised for the plain arguments a layer passes on every call (the checks cost
-    several microseconds, a batch-1 pool only tens)."""
-    if _plain(kernel_size) and (stride is None or _plain(stride)) and _plain(padding) and _plain(dilation):
-        return _cached_geometry(tuple(shape), kernel_size, stride, padding, dilation, ceil_mode)
-    return pool_geometry(shape, kernel_size, stride, padding, dilation, ceil_mode)
-
-
 def _pool(x, mode, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
     kind = _check_x(x)
     ceil_mode = _check_bool(ceil_mode, "ceil_mode")
     count_include_pad = _check_bool(count_include_pad, "count_include_pad")
-    g = _geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    g = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
     if kind == "gpu":
         from .cuda import ops
         return ops.pool2d(x, mode, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.P, g.Q,

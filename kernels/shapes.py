@@ -122,25 +122,38 @@ class ConvGeometry:
                 and self.pad_left == self.pad_right == 0)
 
 
+def _plain(v):
+    """None, a bool, an int, a string or a pair of ints, by exact type. Only such arguments are
+    memoised: True == 1 and 2.0 == 2 hash alike, so a memo would hand them 1's or 2's geometry
+    instead of their TypeError. The memo is typed (True and 1 are separate entries at the top level);
+    inside a pair only exact ints pass."""
+    if type(v) is tuple:
+        return len(v) == 2 and type(v[0]) is int and type(v[1]) is int
+    return v is None or type(v) in (bool, int, str)
+
+
+def memoised_geometry(resolve):
+    """Wrap a geometry resolver(x_shape, *args): networks ask for the same few geometries on every
+    forward pass, and the checks cost microseconds. Successful resolutions with plain arguments are
+    cached; anything else is resolved (and its errors raised) afresh."""
+    cached = functools.lru_cache(maxsize=1024, typed=True)(resolve)
+
+    @functools.wraps(resolve)
+    def geometry(x_shape, *args):
+        if all(_plain(a) for a in args):
+            return cached(tuple(x_shape), *args)
+        return resolve(tuple(x_shape), *args)
+    return geometry
+
+
 def conv_geometry(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """Check a convolution's arguments and resolve its geometry. Raises ValueError/TypeError naming
-    the offending argument. Networks call the same few geometries over and over, so hashable
-    arguments hit a cache (only successful resolutions are cached; errors are raised afresh)."""
-    x_shape, w_shape = tuple(x_shape), tuple(w_shape)
-    try:
-        return _cached_geometry(x_shape, w_shape, stride, padding, dilation, groups)
-    except TypeError as e:
-        if "unhashable" not in str(e):
-            raise
-    return _resolve_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    the offending argument."""
+    return _conv_geometry(x_shape, tuple(w_shape), stride, padding, dilation, groups)
 
 
-@functools.lru_cache(maxsize=1024)
-def _cached_geometry(x_shape, w_shape, stride, padding, dilation, groups):
-    return _resolve_geometry(x_shape, w_shape, stride, padding, dilation, groups)
-
-
-def _resolve_geometry(x_shape, w_shape, stride, padding, dilation, groups):
+@memoised_geometry
+def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     if len(x_shape) != 4:
         raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x_shape}")
     if len(w_shape) != 4:
@@ -226,7 +239,11 @@ def pool_geometry(x_shape, kernel_size, stride=None, padding=0, dilation=1, ceil
     """Check a pooling window's arguments (PyTorch's rules) and resolve its geometry. stride None means
     the kernel size; padding may be at most half the kernel; ceil_mode keeps a last partial window only
     when it starts inside the input or the left padding. Raises ValueError/TypeError naming the argument."""
-    x_shape = tuple(x_shape)
+    return _pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+@memoised_geometry
+def _pool_geometry(x_shape, kernel_size, stride, padding, dilation, ceil_mode):
     if len(x_shape) != 4:
         raise ValueError(f"x must be 4-D (N, C, H, W), got shape {x_shape}")
     N, C, H, W = (int(v) for v in x_shape)

@@ -23,3 +23,23 @@ def rel_error(y, ref):
 
 
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def nan_inf_case(algorithm):
+    """Operands `algorithm` accepts, x holding a NaN and an Inf. -> (x, w, conv keyword arguments)."""
+    rng = np.random.default_rng(3)
+    C, K, R, groups = (8, 8, 3, 8) if algorithm == "depthwise" else (8, 16, 1 if algorithm == "pointwise" else 3, 1)
+    x = rng.standard_normal((1, C, 12, 12)).astype(np.float32)
+    x[0, 0, 5, 5] = np.nan
+    x[0, C - 1, 2, 2] = np.inf
+    w = rng.standard_normal((K, C // groups, R, R)).astype(np.float32)
+    return x, w, dict(padding=0 if algorithm == "pointwise" else 1, groups=groups)
+
+
+def assert_nan_inf_match(y, ref):
+    """NaN and Inf where IEEE arithmetic puts them in the reference, the finite rest within float32 tolerance."""
+    y = kernels.reference.to_host64(y)
+    assert np.array_equal(np.isnan(y), np.isnan(ref))
+    assert np.array_equal(np.isinf(y), np.isinf(ref))
+    finite = np.isfinite(ref)
+    assert rel_error(y[finite], ref[finite]) < 1e-5

@@ -98,6 +98,16 @@ def test_bad_input_raises_a_clear_error(case):
     assert text in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize("kw", [dict(groups=1.0), dict(stride=True), dict(dilation=(1, True)),
+                                dict(padding=(0, False))], ids=str)
+def test_memoised_geometry_does_not_let_bools_or_floats_through(kw):
+    """True == 1 and 1.0 == 1 hash alike: a geometry cached for 1 must not answer for them."""
+    x, w = rnd(1, 3, 8, 8), rnd(4, 3, 3, 3)
+    kernels.conv2d(x, w, stride=1, padding=0, dilation=1, groups=1)     # caches the plain geometry
+    with pytest.raises(TypeError, match="must be an int"):
+        kernels.conv2d(x, w, **kw)
+
+
 def test_gpu_weight_with_cpu_input_is_a_type_error():
     cupy = pytest.importorskip("cupy")
     if not kernels.gpu_available():

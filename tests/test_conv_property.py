@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import kernels
 from kernels.shapes import check_algorithm, conv_geometry
 
-from .conftest import TOL, rel_error
+from .conftest import TOL, assert_nan_inf_match, nan_inf_case, rel_error
 
 DTYPES = (np.float32, np.float64)
 
@@ -146,17 +146,7 @@ def test_thread_count_gives_bit_identical_output(algorithm, dtype):
 
 @pytest.mark.parametrize("algorithm", kernels.ALGORITHMS)
 def test_nan_and_inf_propagate(algorithm):
-    rng = np.random.default_rng(3)
-    C, K, R, groups = (8, 8, 3, 8) if algorithm == "depthwise" else (8, 16, 1 if algorithm == "pointwise" else 3, 1)
-    x = rng.standard_normal((1, C, 12, 12)).astype(np.float32)
-    x[0, 0, 5, 5] = np.nan
-    x[0, C - 1, 2, 2] = np.inf
-    w = rng.standard_normal((K, C // groups, R, R)).astype(np.float32)
-    pad = 0 if algorithm == "pointwise" else 1
+    x, w, conv = nan_inf_case(algorithm)
     for activation in (None, "relu", "relu6"):
-        y = kernels.conv2d(x, w, padding=pad, groups=groups, algorithm=algorithm, activation=activation)
-        ref = kernels.reference.conv2d(x, w, padding=pad, groups=groups, activation=activation)
-        assert np.array_equal(np.isnan(y), np.isnan(ref)), activation
-        finite = np.isfinite(ref)
-        assert np.array_equal(np.isinf(y), np.isinf(ref))
-        assert rel_error(y[finite], ref[finite]) < 1e-5
+        y = kernels.conv2d(x, w, algorithm=algorithm, activation=activation, **conv)
+        assert_nan_inf_match(y, kernels.reference.conv2d(x, w, activation=activation, **conv))

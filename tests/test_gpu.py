@@ -8,12 +8,11 @@ import threading
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import kernels
 from kernels.shapes import conv_geometry
 
-from .conftest import TOL, rel_error
+from .conftest import TOL, assert_nan_inf_match, nan_inf_case, rel_error
 from .test_conv_property import SPECIALISED, _accepts, conv_case, make_operands
 
 pytestmark = pytest.mark.gpu
@@ -153,21 +152,10 @@ def test_small_shared_memory_and_workspace_budgets(cp, dtype, monkeypatch):
 
 @pytest.mark.parametrize("algorithm", kernels.ALGORITHMS)
 def test_nan_and_inf_propagate(cp, algorithm):
-    rng = np.random.default_rng(3)
-    C, K, R, groups = (8, 8, 3, 8) if algorithm == "depthwise" else (8, 16, 1 if algorithm == "pointwise" else 3, 1)
-    x = rng.standard_normal((1, C, 12, 12)).astype(np.float32)
-    x[0, 0, 5, 5] = np.nan
-    x[0, C - 1, 2, 2] = np.inf
-    w = rng.standard_normal((K, C // groups, R, R)).astype(np.float32)
-    pad = 0 if algorithm == "pointwise" else 1
+    x, w, conv = nan_inf_case(algorithm)
     for activation in (None, "relu", "relu6"):
-        y = kernels.conv2d(cp.asarray(x), cp.asarray(w), padding=pad, groups=groups, algorithm=algorithm,
-                           activation=activation).get()
-        ref = kernels.reference.conv2d(x, w, padding=pad, groups=groups, activation=activation)
-        assert np.array_equal(np.isnan(y), np.isnan(ref)), activation
-        assert np.array_equal(np.isinf(y), np.isinf(ref)), activation
-        finite = np.isfinite(ref)
-        assert rel_error(y[finite], ref[finite]) < 1e-5
+        y = kernels.conv2d(cp.asarray(x), cp.asarray(w), algorithm=algorithm, activation=activation, **conv)
+        assert_nan_inf_match(y, kernels.reference.conv2d(x, w, activation=activation, **conv))
 
 
 def test_cpu_and_gpu_arrays_mixed_raise_type_error(cp):

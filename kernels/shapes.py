@@ -123,12 +123,12 @@ class ConvGeometry:
 
 
 def _plain(v):
-    """None, a bool, an int, a string or a pair of ints, by exact type. Only such arguments are
-    memoised: True == 1 and 2.0 == 2 hash alike, so a memo would hand them 1's or 2's geometry
-    instead of their TypeError. The memo is typed (True and 1 are separate entries at the top level);
-    inside a pair only exact ints pass."""
+    """None, a bool, an int, a string or a tuple of ints (a pair, a weight shape), by exact type.
+    Only such arguments are memoised: True == 1 and 2.0 == 2 hash alike, so a memo would hand them
+    1's or 2's geometry instead of their TypeError. The memo is typed (True and 1 are separate
+    entries at the top level); inside a tuple only exact ints pass."""
     if type(v) is tuple:
-        return len(v) == 2 and type(v[0]) is int and type(v[1]) is int
+        return all(type(e) is int for e in v)
     return v is None or type(v) in (bool, int, str)
 
 

@@ -42,7 +42,8 @@ OP_TYPE = {"batch_norm": "batch-norm", "max_pool2d": "pooling", "avg_pool2d": "p
            "global_avg_pool2d": "pooling", "adaptive_avg_pool2d": "pooling", "local_response_norm": "LRN",
            "linear": "linear", "relu": "activation", "relu6": "activation", "tanh": "activation",
            "sigmoid": "activation", "silu": "activation", "softmax": "activation",
-           "add_": "residual add / SE scale", "mul_": "residual add / SE scale", "concat": "concat / flatten",
+           "add": "residual add / SE scale", "add_": "residual add / SE scale", "mul": "residual add / SE scale",
+           "concat": "concat / flatten",
            "flatten": "concat / flatten"}
 
 

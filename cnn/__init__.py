@@ -4,8 +4,11 @@
     net = models.create("resnet50")
     y = net(x)                          # numpy in -> CPU kernels, cupy in -> CUDA kernels
     print(summary(net, (1, 3, 224, 224)))
+
+Your own network: subclass cnn.layers.Module, build it from cnn.layers and write its forward pass with
+cnn.functional and Python operators (README, "Build your own network").
 """
-from . import cost, layers, models
+from . import cost, functional, layers, models
 from .summary import Summary, summary
 
-__all__ = ["Summary", "cost", "layers", "models", "summary"]
+__all__ = ["Summary", "cost", "functional", "layers", "models", "summary"]

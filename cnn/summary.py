@@ -2,9 +2,11 @@
 
 One row per leaf layer the forward pass goes through (name, type, output shape, parameters, MACs),
 found by shape propagation: the network runs on cnn.layers.ShapeOps, which checks every op's
-arguments and computes its output shape without touching any data. MACs are multiply-accumulates of
-the convolutions (N*K*P*Q*(C/groups)*R*S) and fully connected layers (N*in*out); pooling,
-normalisation and activations count none. FLOPs = 2 x MACs.
+arguments and computes its output shape without touching any data. A module with children gets a row
+of its own too when it holds parameters itself or runs conv/linear ops itself (cnn.functional calls in
+a custom forward pass). MACs are multiply-accumulates of the convolutions (N*K*P*Q*(C/groups)*R*S) and
+fully connected layers (N*in*out), counted where the op runs; pooling, normalisation, activations and
+elementwise arithmetic count none. FLOPs = 2 x MACs.
 """
 from __future__ import annotations
 
@@ -36,15 +38,28 @@ def _own_params(module):
     return sum(int(getattr(module, a).size) for a in module.PARAMS if getattr(module, a) is not None)
 
 
+def _shape(y):
+    """An output's shape; a tuple or list of outputs gives a tuple of shapes."""
+    if isinstance(y, (tuple, list)):
+        return tuple(_shape(v) for v in y)
+    return tuple(y.shape) if hasattr(y, "shape") else ()
+
+
+def _shape_text(shape):
+    if shape and isinstance(shape[0], tuple):
+        return ", ".join(_shape_text(s) for s in shape)
+    return "x".join(map(str, shape))
+
+
 class Summary:
     """rows (list of Row), total_params (the network's trainable parameters), total_macs; str() is the table."""
 
-    def __init__(self, net, input_shape, rows):
+    def __init__(self, net, input_shape, rows, output_shape, total_macs):
         self.input_shape = tuple(input_shape)
         self.rows = rows
         self.total_params = net.num_parameters()
-        self.total_macs = sum(r.macs for r in rows)
-        self.output_shape = rows[-1].output_shape if rows else self.input_shape
+        self.total_macs = total_macs
+        self.output_shape = output_shape
 
     @property
     def total_flops(self):
@@ -52,7 +67,7 @@ class Summary:
 
     def __str__(self):
         head = ("layer", "type", "output shape", "params", "MACs")
-        body = [(r.name, r.type, "x".join(map(str, r.output_shape)), f"{r.params:,}", f"{r.macs:,}")
+        body = [(r.name, r.type, _shape_text(r.output_shape), f"{r.params:,}", f"{r.macs:,}")
                 for r in self.rows]
         widths = [max(len(head[i]), *(len(b[i]) for b in body)) if body else len(head[i]) for i in range(5)]
         align = ("<", "<", ">", ">", ">")
@@ -67,7 +82,7 @@ class Summary:
                 f"total parameters: {self.total_params:,}",
                 f"total MACs:       {self.total_macs:,} ({_scaled(self.total_macs)}MACs; "
                 f"FLOPs = 2 x MACs = {_scaled(self.total_flops)}FLOPs)",
-                f"output:           {'x'.join(map(str, self.output_shape))}"]
+                f"output:           {_shape_text(self.output_shape)}"]
         return "\n".join(out)
 
     __repr__ = __str__
@@ -83,10 +98,12 @@ def summary(net, input_shape, dtype=np.float32):
         names.setdefault(id(m), name or type(net).__name__)
     rows = []
 
-    def record(module, x, y):
-        rows.append(Row(names.get(id(module), "?"), type(module).__name__, tuple(y.shape),
-                        _own_params(module), int(module.macs(tuple(x.shape), tuple(y.shape)))))
+    def record(module, args, y, macs):
+        own = _own_params(module)
+        if not module.__dict__.get("_children") or own or macs:
+            rows.append(Row(names.get(id(module), "?"), type(module).__name__, _shape(y), own, int(macs)))
 
-    with use(ShapeOps(record)):
-        net(Spec(input_shape, dtype))
-    return Summary(net, input_shape, rows)
+    ops = ShapeOps(record)
+    with use(ops):
+        y = net(Spec(input_shape, dtype))
+    return Summary(net, input_shape, rows, _shape(y), ops.total_macs)

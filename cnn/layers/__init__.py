@@ -10,7 +10,7 @@ from .basic import (Activation, AdaptiveAvgPool2d, AvgPool2d, Dropout, Flatten, 
                     LocalResponseNorm, MaxPool2d, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Tanh)
 from .blocks import (BasicBlock, Bottleneck, Conv2dNormActivation, InvertedResidual, MBConv,
                      SqueezeExcitation, make_divisible)
-from .containers import Concat, Sequential
+from .containers import Concat, ModuleList, Sequential
 from .conv import BatchNorm2d, Conv2d, DepthwiseConv2d, SeparableConv2d, conv_bn_act
 from .module import Module
 from .ops import FAST, REFERENCE, ShapeOps, Spec, use
@@ -18,7 +18,7 @@ from .ops import FAST, REFERENCE, ShapeOps, Spec, use
 __all__ = [
     "Activation", "AdaptiveAvgPool2d", "AvgPool2d", "BasicBlock", "BatchNorm2d", "Bottleneck", "Concat",
     "Conv2d", "Conv2dNormActivation", "DepthwiseConv2d", "Dropout", "FAST", "Flatten", "GlobalAvgPool2d",
-    "InvertedResidual", "Linear", "LocalResponseNorm", "MBConv", "MaxPool2d", "Module", "REFERENCE", "ReLU",
+    "InvertedResidual", "Linear", "LocalResponseNorm", "MBConv", "MaxPool2d", "Module", "ModuleList", "REFERENCE", "ReLU",
     "ReLU6", "SeparableConv2d", "Sequential", "ShapeOps", "SiLU", "Sigmoid", "Softmax", "Spec",
     "SqueezeExcitation", "Tanh", "conv_bn_act", "make_divisible", "use",
 ]

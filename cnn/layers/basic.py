@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 
-from kernels.shapes import pair
-
 from . import ops as _ops
+from .checks import (boolean, check_operand, float_dtype, integer, pool_padding, positive_int, positive_pair,
+                     real)
 from .module import Module, _frozen
 
 
@@ -19,7 +19,7 @@ class Activation(Module):
     OP = ""
 
     def __init__(self, inplace=False):
-        self.inplace = bool(inplace)
+        self.inplace = boolean(inplace, "inplace")
 
     def forward(self, x):
         return getattr(_ops.current(), self.OP)(x, self.inplace)
@@ -51,18 +51,24 @@ class SiLU(Activation):
 
 class Softmax(Module):
     def __init__(self, dim=1):
-        self.dim = dim
+        self.dim = integer(dim, "dim")
 
     def forward(self, x):
         return _ops.current().softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
 
 class MaxPool2d(Module):
     """torch.nn.MaxPool2d's arguments and semantics (padding reads as -inf, ceil_mode)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride")
+        self.padding = pool_padding(padding, self.kernel_size)
+        self.dilation = positive_pair(dilation, "dilation")
+        self.ceil_mode = boolean(ceil_mode, "ceil_mode")
 
     def forward(self, x):
         return _ops.current().max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation,
@@ -70,15 +76,18 @@ class MaxPool2d(Module):
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"ceil_mode={self.ceil_mode}")
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
     """torch.nn.AvgPool2d's arguments and semantics (count_include_pad, ceil_mode)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else positive_pair(stride, "stride")
+        self.padding = pool_padding(padding, self.kernel_size)
+        self.ceil_mode = boolean(ceil_mode, "ceil_mode")
+        self.count_include_pad = boolean(count_include_pad, "count_include_pad")
 
     def forward(self, x):
         return _ops.current().avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
@@ -99,7 +108,7 @@ class AdaptiveAvgPool2d(Module):
     """torch.nn.AdaptiveAvgPool2d: mean over the windows [floor(i*H/oh), ceil((i+1)*H/oh)) per axis."""
 
     def __init__(self, output_size):
-        self.output_size = pair(output_size, "output_size")
+        self.output_size = positive_pair(output_size, "output_size")
 
     def forward(self, x):
         return _ops.current().adaptive_avg_pool2d(x, self.output_size)
@@ -113,7 +122,8 @@ class LocalResponseNorm(Module):
     (AlexNet's paper writes alpha for the sum itself: its alpha=1e-4, n=5 is alpha=5e-4 here.)"""
 
     def __init__(self, size, alpha=1e-4, beta=0.75, k=1.0):
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.size = positive_int(size, "size")
+        self.alpha, self.beta, self.k = real(alpha, "alpha"), real(beta, "beta"), real(k, "k")
 
     def forward(self, x):
         return _ops.current().local_response_norm(x, self.size, self.alpha, self.beta, self.k)
@@ -128,9 +138,10 @@ class Linear(Module):
     PARAMS = ("weight", "bias")
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if self.in_features < 1 or self.out_features < 1:
-            raise ValueError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
+        self.in_features = positive_int(in_features, "in_features")
+        self.out_features = positive_int(out_features, "out_features")
+        bias = boolean(bias, "bias")
+        dtype = float_dtype(dtype)
         rng = np.random.default_rng(rng)
         bound = 1.0 / math.sqrt(self.in_features)
         w = rng.random((self.out_features, self.in_features), dtype=np.float32)   # in [0, 1)
@@ -140,31 +151,40 @@ class Linear(Module):
         self.bias = _frozen(np.zeros(self.out_features, dtype=dtype)) if bias else None
 
     def forward(self, x):
-        return _ops.current().linear(x, self.weight, self.bias)
-
-    def macs(self, in_shape, out_shape):
-        return math.prod(out_shape) * self.in_features
+        ops = _ops.current()
+        check_operand(self, x, self.weight, ops.strict)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            hint = " (a 4-D activation needs a Flatten() before the Linear)" if x.ndim == 4 else ""
+            raise ValueError(f"Linear({self.in_features}, {self.out_features}) expects {self.in_features} input "
+                             f"features (x.shape[-1]), got x of shape {tuple(x.shape)}{hint}")
+        return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
-        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Flatten(Module):
-    def __init__(self, start_dim=1):
-        self.start_dim = start_dim
+    """Dimensions start_dim..end_dim folded into one, as torch.nn.Flatten (an empty batch included)."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        self.start_dim, self.end_dim = integer(start_dim, "start_dim"), integer(end_dim, "end_dim")
 
     def forward(self, x):
-        return _ops.current().flatten(x, self.start_dim)
+        return _ops.current().flatten(x, self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Dropout(Module):
     """Identity at inference (the probability is kept for the record)."""
 
-    def __init__(self, p=0.5):
-        self.p = p
+    def __init__(self, p=0.5, inplace=False):
+        self.p = real(p, "p", low=0.0, high=1.0)
+        self.inplace = boolean(inplace, "inplace")
 
     def forward(self, x):
         return x
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"

@@ -12,39 +12,54 @@ import math
 
 import numpy as np
 
-from kernels.shapes import pair
+from kernels import ALGORITHMS
 
 from . import ops as _ops
+from .checks import (boolean, check_nchw, check_operand, conv_padding, float_dtype, positive_int, positive_pair,
+                     real)
 from .module import Module, _frozen
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+def _check_algorithm(algorithm, kernel_size, padding, groups, in_channels):
+    """The algorithm a Conv2d asks kernels.conv2d for, checked against what that algorithm can do."""
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be a string, got {algorithm!r}")
+    if algorithm != "auto" and algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be 'auto' or one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "pointwise" and (kernel_size != (1, 1) or padding not in ((0, 0), "same", "valid")):
+        raise ValueError(f"algorithm='pointwise' needs a 1x1 kernel without padding, got "
+                         f"kernel_size={kernel_size}, padding={padding!r}")
+    if algorithm == "depthwise" and groups != in_channels:
+        raise ValueError(f"algorithm='depthwise' needs groups == in_channels, got groups={groups}, "
+                         f"in_channels={in_channels}")
+    return algorithm
 
 
 class Conv2d(Module):
-    """torch.nn.Conv2d's arguments and parameter names; `algorithm` is passed to kernels.conv2d.
+    """torch.nn.Conv2d's arguments, checks and parameter names; `algorithm` is passed to kernels.conv2d.
+    stride, dilation and numeric padding are kept as (h, w) pairs, as torch keeps them.
     Weights are Kaiming-normal (fan_out, ReLU gain), biases zero; `rng` is a seed or a numpy Generator."""
     PARAMS = ("weight", "bias")
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, *, algorithm="auto", rng=None, dtype=np.float32):
-        in_channels = _check_positive_int(in_channels, "in_channels")
-        out_channels = _check_positive_int(out_channels, "out_channels")
-        groups = _check_positive_int(groups, "groups")
+                 bias=True, *, padding_mode="zeros", algorithm="auto", rng=None, dtype=np.float32):
+        in_channels = positive_int(in_channels, "in_channels")
+        out_channels = positive_int(out_channels, "out_channels")
+        groups = positive_int(groups, "groups")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
-        R, S = pair(kernel_size, "kernel_size")
-        if R < 1 or S < 1:
-            raise ValueError(f"kernel_size must be positive, got {kernel_size!r}")
+        R, S = positive_pair(kernel_size, "kernel_size")
+        self.stride = positive_pair(stride, "stride")
+        self.dilation = positive_pair(dilation, "dilation")
+        self.padding = conv_padding(padding, self.stride)
+        if padding_mode != "zeros":
+            raise ValueError(f"padding_mode must be 'zeros' (the only padding the kernels do), got {padding_mode!r}")
+        bias = boolean(bias, "bias")
+        dtype = float_dtype(dtype)
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size, self.stride, self.padding, self.dilation = (R, S), stride, padding, dilation
-        self.algorithm = algorithm
+        self.kernel_size = (R, S)
+        self.algorithm = _check_algorithm(algorithm, self.kernel_size, self.padding, groups, in_channels)
         rng = np.random.default_rng(rng)
         std = math.sqrt(2.0 / (out_channels // groups * R * S))
         w = rng.standard_normal((out_channels, in_channels // groups, R, S), dtype=np.float32) * np.float32(std)
@@ -53,9 +68,11 @@ class Conv2d(Module):
         self._fold = None
 
     def _conv(self, x, w, b, activation=None):
-        return _ops.current().conv2d(x, w, b, stride=self.stride, padding=self.padding,
-                                     dilation=self.dilation, groups=self.groups, algorithm=self.algorithm,
-                                     activation=activation)
+        ops = _ops.current()
+        check_operand(self, x, self.weight, ops.strict)
+        check_nchw(self, x, self.in_channels)
+        return ops.conv2d(x, w, b, stride=self.stride, padding=self.padding, dilation=self.dilation,
+                          groups=self.groups, algorithm=self.algorithm, activation=activation)
 
     def forward(self, x):
         return self._conv(x, self.weight, self.bias)
@@ -88,14 +105,20 @@ class Conv2d(Module):
         w, b = self.folded(bn)
         return self._conv(x, w, b, activation)
 
-    def macs(self, in_shape, out_shape):
-        R, S = self.kernel_size
-        return math.prod(out_shape) * (self.in_channels // self.groups) * R * S
-
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-                f"bias={self.bias is not None}")
+        # torch's format: the arguments that differ from their defaults
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.algorithm != "auto":
+            s += f", algorithm={self.algorithm!r}"
+        return s
 
 
 class DepthwiseConv2d(Conv2d):
@@ -103,6 +126,8 @@ class DepthwiseConv2d(Conv2d):
 
     def __init__(self, channels, kernel_size, stride=1, padding=0, dilation=1, multiplier=1, bias=True,
                  **kw):
+        channels = positive_int(channels, "channels")
+        multiplier = positive_int(multiplier, "multiplier")
         super().__init__(channels, channels * multiplier, kernel_size, stride, padding, dilation,
                          groups=channels, bias=bias, **kw)
 
@@ -126,11 +151,12 @@ class BatchNorm2d(Module):
     PARAMS = ("weight", "bias")
     BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
-    def __init__(self, num_features, eps=1e-5, *, dtype=np.float32):
-        self.num_features = _check_positive_int(num_features, "num_features")
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps!r}")
-        self.eps = float(eps)
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
+        self.num_features = positive_int(num_features, "num_features")
+        self.eps = real(eps, "eps", low=0.0, low_open=True)
+        # torch's running-average factor, kept for the record: nothing is trained here
+        self.momentum = None if momentum is None else real(momentum, "momentum", low=0.0, high=1.0)
+        dtype = float_dtype(dtype)
         self.weight = _frozen(np.ones(num_features, dtype=dtype))
         self.bias = _frozen(np.zeros(num_features, dtype=dtype))
         self.running_mean = _frozen(np.zeros(num_features, dtype=dtype))
@@ -138,8 +164,10 @@ class BatchNorm2d(Module):
         self.num_batches_tracked = _frozen(np.zeros((), dtype=np.int64))
 
     def forward(self, x):
-        return _ops.current().batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                         self.eps)
+        ops = _ops.current()
+        check_operand(self, x, self.weight, ops.strict)
+        check_nchw(self, x, self.num_features)
+        return ops.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}"

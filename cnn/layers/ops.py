@@ -7,7 +7,8 @@ A layer never calls `kernels` directly: it asks `current()` for the op set in fo
   REFERENCE  kernels.reference in float64 NumPy, every layer on its own (no folding, no fusing): the
              oracle a network's fast forward pass is checked against.
   ShapeOps   no arithmetic: arrays are `Spec`s (shape, dtype) and every op returns its output's Spec;
-             with a recorder it reports each leaf layer it passes (cnn.summary builds on this).
+             with a recorder it reports each module call and its MACs (cnn.summary builds on this).
+             See shape_ops.py.
 
 The switch is a contextvars.ContextVar, so it is local to a thread / task and holds no global state:
 
@@ -18,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 
 import numpy as np
 
 import kernels
 from kernels import reference as _ref
-from kernels.shapes import conv_geometry, pool_geometry
+
+from .shape_ops import ShapeOps, Spec, _flat_shape  # noqa: F401  (ShapeOps and Spec re-exported)
 
 
 def array_module(x):
@@ -60,6 +61,7 @@ class FastOps:
     name = "fast"
     fuses = True
     records = False
+    strict = True          # layers check that x has their weights' dtype and device (checks.py)
 
     def conv2d(self, x, w, b, *, stride, padding, dilation, groups, algorithm="auto", activation=None):
         return kernels.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
@@ -93,7 +95,7 @@ class FastOps:
         return kernels.local_response_norm(x, size, alpha, beta, k)
 
     def linear(self, x, w, b):
-        if isinstance(x, np.ndarray) and x.ndim == 2:
+        if isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0] > 0:
             # y = x @ w.T + b as a 1x1 convolution of the (features, batch) matrix: our GEMM, on our
             # OpenMP threads, instead of numpy's OpenBLAS pool competing with them for the cores
             cols = np.ascontiguousarray(x.T).reshape(1, x.shape[1], 1, x.shape[0])
@@ -141,6 +143,10 @@ class FastOps:
         y /= y.sum(axis=dim, keepdims=True)
         return y
 
+    def add(self, a, b):
+        """a + b into a new array (numpy's broadcasting)."""
+        return a + b
+
     def add_(self, a, b):
         """a += b (the residual sum into the block's own output)."""
         a += b
@@ -153,14 +159,16 @@ class FastOps:
     def concat(self, xs, axis):
         return array_module(xs[0]).concatenate(xs, axis=axis)
 
-    def flatten(self, x, start_dim):
-        return x.reshape(x.shape[:start_dim] + (-1,))
+    def flatten(self, x, start_dim, end_dim=-1):
+        # the size is computed, not inferred with -1: numpy cannot infer it for an empty batch
+        return x.reshape(_flat_shape(x.shape, start_dim, end_dim))
 
 
 class ReferenceOps(FastOps):
     """kernels.reference in float64 NumPy; every array is brought to the host in float64 first."""
     name = "reference"
     fuses = False
+    strict = False         # everything is brought to the host in float64, so any input goes
     h = staticmethod(_ref.to_host64)
 
     def conv2d(self, x, w, b, *, stride, padding, dilation, groups, algorithm="auto", activation=None):
@@ -214,8 +222,10 @@ class ReferenceOps(FastOps):
         e = np.exp(x - x.max(axis=dim, keepdims=True))
         return e / e.sum(axis=dim, keepdims=True)
 
-    def add_(self, a, b):
+    def add(self, a, b):
         return self.h(a) + self.h(b)
+
+    add_ = add
 
     def mul(self, x, s, inplace):
         return self.h(x) * self.h(s)
@@ -223,94 +233,8 @@ class ReferenceOps(FastOps):
     def concat(self, xs, axis):
         return np.concatenate([self.h(x) for x in xs], axis=axis)
 
-    def flatten(self, x, start_dim):
-        return self.h(x).reshape(x.shape[:start_dim] + (-1,))
-
-
-class Spec:
-    """An array's shape and dtype without its data: what ShapeOps propagates."""
-    __slots__ = ("shape", "dtype")
-
-    def __init__(self, shape, dtype=np.float32):
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    @property
-    def size(self):
-        return math.prod(self.shape)
-
-    def __repr__(self):
-        return f"Spec({self.shape}, {self.dtype})"
-
-
-def _same_shape(a, b, what):
-    if a.shape != b.shape and b.shape != (a.shape[0], a.shape[1], 1, 1):
-        raise ValueError(f"{what}: shapes {a.shape} and {b.shape} do not match")
-    return Spec(a.shape, a.dtype)
-
-
-class ShapeOps:
-    """Shape propagation: each op checks its arguments as the kernel would and returns the output's Spec.
-    `record(module, x, y)` is called by every leaf layer's __call__ when a recorder is given."""
-    name = "shape"
-    fuses = False
-
-    def __init__(self, recorder=None):
-        self.records = recorder is not None
-        self.record = recorder
-
-    def conv2d(self, x, w, b, *, stride, padding, dilation, groups, algorithm="auto", activation=None):
-        return Spec(conv_geometry(x.shape, w.shape, stride, padding, dilation, groups).out_shape, x.dtype)
-
-    def batch_norm(self, x, mean, var, gamma, beta, eps):
-        if x.ndim != 4 or x.shape[1] != mean.shape[0]:
-            raise ValueError(f"BatchNorm2d over {mean.shape[0]} channels got input of shape {x.shape}")
-        return Spec(x.shape, x.dtype)
-
-    def max_pool2d(self, x, kernel_size, stride, padding, dilation, ceil_mode):
-        return Spec(pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode).out_shape, x.dtype)
-
-    def avg_pool2d(self, x, kernel_size, stride, padding, ceil_mode, count_include_pad):
-        return Spec(pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode).out_shape, x.dtype)
-
-    def global_avg_pool2d(self, x):
-        return Spec(x.shape[:2] + (1, 1), x.dtype)
-
-    def adaptive_avg_pool2d(self, x, out_hw):
-        return Spec(x.shape[:2] + tuple(out_hw), x.dtype)
-
-    def local_response_norm(self, x, size, alpha, beta, k):
-        return Spec(x.shape, x.dtype)
-
-    def linear(self, x, w, b):
-        if x.shape[-1] != w.shape[1]:
-            raise ValueError(f"Linear expects {w.shape[1]} input features, got input of shape {x.shape}")
-        return Spec(x.shape[:-1] + (w.shape[0],), x.dtype)
-
-    def _same(self, x, *args, **kw):
-        return Spec(x.shape, x.dtype)
-
-    relu = relu6 = tanh = sigmoid = silu = softmax = _same
-
-    def add_(self, a, b):
-        return _same_shape(a, b, "residual add")
-
-    def mul(self, x, s, inplace):
-        return _same_shape(x, s, "channel scale")
-
-    def concat(self, xs, axis):
-        first = xs[0].shape
-        for x in xs[1:]:
-            if x.shape[:axis] + x.shape[axis + 1:] != first[:axis] + first[axis + 1:]:
-                raise ValueError(f"concat along axis {axis}: shapes {first} and {x.shape} do not match")
-        return Spec(first[:axis] + (sum(x.shape[axis] for x in xs),) + first[axis + 1:], xs[0].dtype)
-
-    def flatten(self, x, start_dim):
-        return Spec(x.shape[:start_dim] + (math.prod(x.shape[start_dim:]),), x.dtype)
+    def flatten(self, x, start_dim, end_dim=-1):
+        return self.h(x).reshape(_flat_shape(x.shape, start_dim, end_dim))
 
 
 FAST = FastOps()

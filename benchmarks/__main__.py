@@ -1,8 +1,14 @@
 """python -m benchmarks [kernels|separable|networks] [--full] [--device cpu|cuda|all] [--threads N]
-                       [--out DIR] [--layers PATTERN] [--algorithms a,b] [--networks a,b] [--dtype float32]
+                       [--out DIR] [--layers PATTERN] [--shape SPEC ...] [--algorithms a,b]
+                       [--networks a,b] [--dtype float32]
 
 Without a subcommand: a quick version of all three (about 5 minutes on 2 cores). Writes results.json,
 PNG plots and report.md under --out (default bench-out/) and prints the tables as it goes.
+
+Your own layer: `kernels --shape N,C,H,K,R[,stride,pad,groups]` (repeatable; stride 1, padding "same",
+groups 1 unless given) or `separable --shape n,c,k,f` (an f x f convolution n x n x c -> k against its
+depthwise-separable replacement). `--layers` picks by name within each suite (kernels: the layer set's
+names; separable: the comparisons' names); with --shape it adds those to your layers.
 """
 from __future__ import annotations
 
@@ -37,7 +43,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=kernels.get_num_threads(),
                    help="threads for our kernels and for PyTorch (default: the usable cores)")
     p.add_argument("--out", default="bench-out", help="output folder (default bench-out/)")
-    p.add_argument("--layers", help="comma-separated shell patterns of layer names, e.g. 'vgg.*,mv2.dw7'")
+    p.add_argument("--layers", help="comma-separated shell patterns of the names in each suite, e.g. "
+                                    "'vgg.*,mv2.dw7' (kernels) or 'mv1.*' (separable); not used by networks")
+    p.add_argument("--shape", action="append", default=[], metavar="SPEC",
+                   help=f"your own layer (repeatable): kernels {layerset.SHAPE_FIELDS}, "
+                        f"separable {suite_separable.SHAPE_FIELDS}")
     p.add_argument("--algorithms", help=f"comma-separated subset of {','.join(kernels.ALGORITHMS)}")
     p.add_argument("--networks", help="comma-separated network names (default: a quick subset; all with --full)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
@@ -49,11 +59,43 @@ def parse_args(argv=None):
     if bad:
         p.error(f"--algorithms: unknown {bad}; choose from {','.join(kernels.ALGORITHMS)}")
     a.networks = [s.strip() for s in a.networks.split(",")] if a.networks else None
+    if a.layers and a.suite == "networks":
+        p.error("--layers picks layers of the kernels and separable suites; networks takes --networks a,b")
+    if a.shape and a.suite not in ("kernels", "separable"):
+        p.error(f"--shape needs the suite it is for: kernels --shape {layerset.SHAPE_FIELDS} or "
+                f"separable --shape {suite_separable.SHAPE_FIELDS}")
     try:
-        a.layer_list = layerset.select(a.layers)
+        a.layer_list, a.separable_items = select_work(a)
     except ValueError as e:
         p.error(str(e))
     return a
+
+
+def select_work(a):
+    """-> (the kernels suite's layers, the separable suite's comparisons): None for a suite that does
+    not run. A --layers pattern must match in the suite it is given for; without a subcommand, a suite
+    where it matches nothing is skipped (a note says so) unless it matches nothing anywhere."""
+    suites = [a.suite] if a.suite else ["kernels", "separable"]
+    pickers = {"kernels": (layerset.parse_shape, layerset.select, lambda: list(layerset.LAYERS)),
+               "separable": (suite_separable.parse_shape, lambda pat: suite_separable.select(pat, a.full),
+                             lambda: suite_separable.comparisons(a.full))}
+    picked, errors = {"kernels": None, "separable": None}, []
+    for suite in suites:
+        if suite not in pickers:
+            continue
+        parse, select, everything = pickers[suite]
+        own = [parse(text) for text in a.shape]
+        if a.layers:
+            try:
+                picked[suite] = own + select(a.layers)
+            except ValueError as e:
+                errors.append(str(e))
+        else:
+            picked[suite] = own or everything()
+    if errors and (a.suite or all(v is None for v in picked.values())):
+        raise ValueError("; ".join(errors))
+    a.skipped = errors
+    return picked["kernels"], picked["separable"]
 
 
 def make_console():
@@ -81,11 +123,18 @@ def main(argv=None):
     suites = [args.suite] if args.suite else list(SUITES)
     mode = "full" if args.full else "quick"
     budget = FULL if args.full else QUICK
+    for note in args.skipped:
+        console.print(f"[yellow]{note}: that suite is skipped[/]")
+    if args.layer_list is None:
+        suites = [s for s in suites if s != "kernels"]
+    if args.separable_items is None:
+        suites = [s for s in suites if s != "separable"]
     os.makedirs(args.out, exist_ok=True)
     t_start = time.perf_counter()
     results = {"schema": SCHEMA, "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
                "mode": mode, "suites": suites, "options": {"threads": args.threads, "dtype": args.dtype,
-                                                          "layers": args.layers, "algorithms": args.algorithms},
+                                                          "layers": args.layers, "shapes": args.shape,
+                                                          "algorithms": args.algorithms},
                "machine": machine.describe(args.threads), "devices": {}, "ceilings": {}}
     for s in SUITES:
         results[s] = {}
@@ -110,8 +159,8 @@ def main(argv=None):
                 for t in tables.kernels_summary_tables(sec):
                     progress.console.print(t)
             if "separable" in suites:
-                sec = suite_separable.run(backend, full=args.full, algorithms=args.algorithms, dtype=args.dtype,
-                                          budget=budget, ceilings=ceilings, progress=progress)
+                sec = suite_separable.run(backend, items=args.separable_items, algorithms=args.algorithms,
+                                          dtype=args.dtype, budget=budget, ceilings=ceilings, progress=progress)
                 results["separable"][backend.name] = sec
                 progress.console.print(tables.separable_table(sec))
             if "networks" in suites:

@@ -3,6 +3,10 @@
 Columns: name, batch N, input channels C, H = W, output channels K, R = S, stride, padding, groups.
 The class of a layer decides which bars it counts towards: "depthwise" (groups == C), "pointwise"
 (1x1, no padding) or "regular" (everything else: 3x3 and larger dense convolutions).
+
+A user's own layer comes from `--shape N,C,H,K,R[,stride,pad,groups]` (parse_shape): stride 1, padding
+"same" and groups 1 unless given, as in cnn.cost; "same" needs stride 1, so a strided layer gives its
+padding as a number.
 """
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ class Layer:
     K: int
     RS: int
     stride: int
-    pad: int
+    pad: int | str         # an int, or "same" / "valid" (a --shape layer)
     groups: int
 
     @property
@@ -95,12 +99,54 @@ LAYERS = [Layer(*row) for row in LAYER_TABLE]
 BY_NAME = {layer.name: layer for layer in LAYERS}
 
 
+def matching(names, pattern):
+    """The names that match a comma-separated list of shell patterns, in their order."""
+    pats = [p.strip() for p in pattern.split(",") if p.strip()]
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in pats)]
+
+
 def select(pattern: str | None = None):
     """The layers whose name matches a comma-separated list of shell patterns (all when None)."""
     if not pattern:
         return list(LAYERS)
-    pats = [p.strip() for p in pattern.split(",") if p.strip()]
-    chosen = [layer for layer in LAYERS if any(fnmatch.fnmatchcase(layer.name, p) for p in pats)]
+    chosen = set(matching(BY_NAME, pattern))
     if not chosen:
-        raise ValueError(f"--layers {pattern!r} matches no layer of the set: {', '.join(BY_NAME)}")
-    return chosen
+        raise ValueError(f"--layers {pattern!r} matches no layer of the kernels suite: {', '.join(BY_NAME)}")
+    return [layer for layer in LAYERS if layer.name in chosen]
+
+
+SHAPE_FIELDS = "N,C,H,K,R[,stride,pad,groups]"
+
+
+def _field(text, name, low=1):
+    try:
+        v = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an int, got {text!r}") from None
+    if v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    return v
+
+
+def parse_shape(text: str) -> Layer:
+    """`--shape N,C,H,K,R[,stride,pad,groups]` -> a Layer (H = W, R = S); pad is an int, "same" or
+    "valid" (default "same", which needs stride 1). Raises ValueError saying what is wrong."""
+    parts = [p.strip() for p in text.split(",")]
+    if not 5 <= len(parts) <= 8:
+        raise ValueError(f"--shape takes {SHAPE_FIELDS}, got {text!r}")
+    N, C, H, K, R = (_field(v, name) for v, name in zip(parts[:5], ("N", "C", "H", "K", "R")))
+    stride = _field(parts[5], "stride") if len(parts) > 5 else 1
+    pad = parts[6] if len(parts) > 6 else "same"
+    if pad not in ("same", "valid"):
+        pad = _field(pad, "pad", low=0)
+    groups = _field(parts[7], "groups") if len(parts) > 7 else 1
+    if pad == "same" and stride != 1:
+        raise ValueError(f"--shape {text}: padding 'same' needs stride 1; give the padding, e.g. "
+                         f"{N},{C},{H},{K},{R},{stride},{(R - 1) // 2}")
+    name = f"shape {N},{C},{H},{K},{R},{stride},{pad},{groups}"
+    layer = Layer(name, N, C, H, K, R, stride, pad, groups)
+    try:
+        layer.geometry
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"--shape {text}: {e}") from None
+    return layer

@@ -146,7 +146,8 @@ def thread_scaling(layer, threads, dtype, budget, torch):
 
 
 def summarize(rows, algorithms, scaling):
-    """Geometric means per class, the bars and whether each is met."""
+    """Geometric means per class, the bars and whether each is met. The bars are the layer set's: a
+    --shape layer is in the geometric means of the table, not in the bars."""
     by_class = {}
     for cls in layerset.CLASSES:
         mine = [r for r in rows if r["class"] == cls and r.get("best") and r.get("baseline")]
@@ -161,21 +162,25 @@ def summarize(rows, algorithms, scaling):
                 entry[alg] = geomean(vals)
         by_class[cls] = entry
     bars = []
+    named = [r for r in rows if r["layer"] in layerset.BY_NAME]
+
+    def class_best(cls, key="best", reduce=geomean):
+        vals = [r["results"][r["best"]]["ratio"] if key == "best" else r["results"][key]["ratio"]
+                for r in named if r["class"] == cls and r.get("best") and r.get("baseline")
+                and (key == "best" or r["results"].get(key, {}).get("status") == "ok")]
+        return reduce(vals) if vals else None
 
     def bar(key, value):
         what, target = BARS[key]
         if value is not None and np.isfinite(value):
             bars.append({"bar": key, "what": what, "value": value, "target": target, "met": bool(value >= target)})
 
-    if "regular" in by_class:
-        bar("regular_best", by_class["regular"]["best"])
-        bar("regular_direct", by_class["regular"].get("direct"))
-    if "pointwise" in by_class:
-        bar("pointwise_best", by_class["pointwise"]["best"])
-    if "depthwise" in by_class:
-        bar("depthwise_best", by_class["depthwise"]["best"])
-        bar("depthwise_min", by_class["depthwise"]["best_min"])
-    small = [r["results"][r["best"]]["ratio"] for r in rows
+    bar("regular_best", class_best("regular"))
+    bar("regular_direct", class_best("regular", "direct"))
+    bar("pointwise_best", class_best("pointwise"))
+    bar("depthwise_best", class_best("depthwise"))
+    bar("depthwise_min", class_best("depthwise", reduce=min))
+    small = [r["results"][r["best"]]["ratio"] for r in named
              if r["layer"] in layerset.SMALLEST and r.get("best") and r.get("baseline")]
     if small:
         bar("smallest", min(small))

@@ -117,8 +117,8 @@ def torch_network(name, net, backend):
     try:
         from . import torch_models
         model = torch_models.create(name)
-        state = {k: torch.from_numpy(np.array(v.get() if hasattr(v, "get") else v))
-                 for k, v in net.state_dict().items()}
+        state = {k: torch.from_numpy(v.get() if hasattr(v, "get") else v)
+                 for k, v in net.state_dict(copy=True).items()}
         model.load_state_dict(state)
     except Exception as e:
         return None, f"{type(e).__name__}: {e}"

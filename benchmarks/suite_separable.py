@@ -10,25 +10,30 @@ roofline predicts, for a grid of (n, n_c, n_c', f), the separable blocks of Mobi
 EfficientNet-B0, and Inception's 1x1 bottleneck before a 5x5 against the plain 5x5.
 
 The normal convolution runs with its best algorithm (the fastest of those that accept it), the
-depthwise stage with the depthwise kernel and the pointwise stage with the pointwise kernel.
+depthwise stage with the depthwise kernel and the pointwise stage with the pointwise kernel. Every
+stage pads "same" (stride 1), as cnn.cost's functions do by default.
+
+A user's own comparison comes from `--shape n,c,k,f` (parse_shape); `--layers` picks comparisons by
+these names (select).
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 import kernels
 from kernels.shapes import check_algorithm, conv_geometry
 
+from .layers import matching
 from .roofline import conv_bytes, conv_flops, intensity, roofline_time
 from .timing import compare
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One convolution of a chain: n x n map, C -> K channels, f x f kernel, "same" padding."""
+    """One convolution of a chain: n x n map, C -> K channels, f x f kernel, "same" padding (stride 1)."""
     n: int
     C: int
     K: int
@@ -38,7 +43,7 @@ class Stage:
     @property
     def geometry(self):
         return conv_geometry((1, self.C, self.n, self.n), (self.K, self.C // self.groups, self.f, self.f),
-                             1, self.f // 2, 1, self.groups)
+                             1, "same", 1, self.groups)
 
     @property
     def kind(self):
@@ -66,9 +71,10 @@ class Stage:
 @dataclass(frozen=True)
 class Comparison:
     name: str
-    family: str            # "grid", "block" or "bottleneck"
+    family: str            # "grid", "block" or "bottleneck" (a --shape comparison is a "block")
     base: tuple            # stages of the normal convolution
     alt: tuple             # stages of the replacement
+    source: str = field(default="suite", compare=False)     # "suite", or "--shape" for a user's own
 
     @property
     def theory_ratio(self):
@@ -76,8 +82,9 @@ class Comparison:
         return sum(s.geometry.macs for s in self.alt) / sum(s.geometry.macs for s in self.base)
 
 
-def separable(name, family, n, nc, ncp, f):
-    return Comparison(name, family, (Stage(n, nc, ncp, f),), (Stage(n, nc, nc, f, nc), Stage(n, nc, ncp, 1)))
+def separable(name, family, n, nc, ncp, f, source="suite"):
+    return Comparison(name, family, (Stage(n, nc, ncp, f),), (Stage(n, nc, nc, f, nc), Stage(n, nc, ncp, 1)),
+                      source)
 
 
 # (name, n, n_c, n_c', f): the depthwise-separable part of each network's blocks
@@ -107,8 +114,47 @@ def comparisons(full: bool):
     return out + [INCEPTION]
 
 
+def select(pattern: str, full: bool):
+    """The comparisons whose name matches a comma-separated list of shell patterns."""
+    items = comparisons(full)
+    names = set(matching([c.name for c in items], pattern))
+    if not names:
+        more = "" if full or not matching([c.name for c in comparisons(True)], pattern) else \
+            " (it matches comparisons of the whole grid: add --full)"
+        raise ValueError(f"--layers {pattern!r} matches no comparison of the separable suite{more}: "
+                         f"{', '.join(c.name for c in items)}")
+    return [c for c in items if c.name in names]
+
+
+SHAPE_FIELDS = "n,c,k,f"
+
+
+def parse_shape(text: str) -> Comparison:
+    """`--shape n,c,k,f` -> the normal f x f convolution n x n x c -> k against its depthwise-separable
+    replacement (cnn.cost.depthwise_separable(n, n, c, k, f) in numbers)."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise ValueError(f"separable --shape takes {SHAPE_FIELDS} (map side, channels in, channels out, "
+                         f"filter side), got {text!r}")
+    vals = []
+    for v, name in zip(parts, ("n", "c", "k", "f")):
+        try:
+            vals.append(int(v))
+        except ValueError:
+            raise ValueError(f"--shape {text}: {name} must be an int, got {v!r}") from None
+        if vals[-1] < 1:
+            raise ValueError(f"--shape {text}: {name} must be >= 1, got {vals[-1]}")
+    n, c, k, f = vals
+    cmp = separable(f"shape.{n}x{c}->{k}.f{f}", "block", n, c, k, f, source="--shape")
+    try:
+        for stage in cmp.base + cmp.alt:
+            stage.geometry
+    except ValueError as e:
+        raise ValueError(f"--shape {text}: {e}") from None
+    return cmp
+
+
 def _stage_calls(stage, algorithms, backend, dtype, seed):
-    g = stage.geometry
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((1, stage.C, stage.n, stage.n)).astype(dtype)
     w = (rng.standard_normal((stage.K, stage.C // stage.groups, stage.f, stage.f)) /
@@ -117,7 +163,7 @@ def _stage_calls(stage, algorithms, backend, dtype, seed):
     ours = {}
     for alg in stage.algorithms(algorithms):
         def call(alg=alg):
-            return kernels.conv2d(xd, wd, stride=1, padding=g.pad_top, groups=stage.groups, algorithm=alg)
+            return kernels.conv2d(xd, wd, stride=1, padding="same", groups=stage.groups, algorithm=alg)
         try:
             call()
         except Exception:                    # not built or failing: left out of this comparison
@@ -125,7 +171,7 @@ def _stage_calls(stage, algorithms, backend, dtype, seed):
         ours[alg] = call
     theirs = None
     if backend.torch is not None:
-        theirs = backend.torch_variants(x, w, None, 1, g.pad_top, stage.groups, stage.kind == "depthwise")
+        theirs = backend.torch_variants(x, w, None, 1, "same", stage.groups, stage.kind == "depthwise")
     return ours, theirs
 
 
@@ -185,7 +231,7 @@ def bench_comparison(cmp, algorithms, backend, dtype, budget, ceilings):
 
     base_macs, alt_macs = total("base", "macs"), total("alt", "macs")
     base_bytes, alt_bytes = total("base", "bytes"), total("alt", "bytes")
-    row = {"name": cmp.name, "family": cmp.family, "stages": stages_out,
+    row = {"name": cmp.name, "family": cmp.family, "source": cmp.source, "stages": stages_out,
            "theory_ratio": cmp.theory_ratio, "base_macs": base_macs, "alt_macs": alt_macs,
            "base_bytes": base_bytes, "alt_bytes": alt_bytes, "bytes_ratio": alt_bytes / base_bytes,
            "base_intensity": 2 * base_macs / base_bytes, "alt_intensity": 2 * alt_macs / alt_bytes,
@@ -202,8 +248,7 @@ def bench_comparison(cmp, algorithms, backend, dtype, budget, ceilings):
     return row
 
 
-def run(backend, *, full, algorithms, dtype, budget, ceilings, progress):
-    items = comparisons(full)
+def run(backend, *, items, algorithms, dtype, budget, ceilings, progress):
     task = progress.add_task(f"separable ({backend.name})", total=len(items))
     rows = []
     for cmp in items:

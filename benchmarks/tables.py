@@ -35,7 +35,7 @@ def kernels_table(section):
     for row in section["rows"]:
         res = row["results"]
         base = res.get(row["baseline"]) if row["baseline"] else None
-        cells = [row["layer"], row["class"], f"{row['flops'] / 1e9:.3f}", f"{row['intensity']:.1f}",
+        cells = [row["layer"], row["class"], _sig(row['flops'] / 1e9), f"{row['intensity']:.1f}",
                  _f(base and base["median_s"] * 1e3, "{:.3f}"), _f(base and base["gflops"], "{:.3g}")]
         for a in algs:
             r = res.get(a, {})

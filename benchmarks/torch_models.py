@@ -1,9 +1,12 @@
 """The case-study networks written with torch.nn, built from the architecture tables of cnn.models, with
-the same parameter names: `load_state_dict(net.state_dict())` moves weights either way. They are the
-PyTorch baseline of the network benchmarks and the cross-check of the tests (torchvision cannot be
-installed here). torch is imported by this module only.
+the same parameter names, so weights move either way in one line:
 
-    tnet = torch_models.create("resnet50").eval()
+    tnet = torch_models.create("resnet50")                       # eval mode
+    tnet.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict(copy=True).items()})
+    net.load_state_dict(tnet.state_dict())                       # torch tensors load as they are
+
+They are the PyTorch baseline of the network benchmarks and the cross-check of the tests (torchvision
+cannot be installed here). torch is imported by this module only.
 """
 from __future__ import annotations
 
@@ -59,10 +62,11 @@ def lenet5(num_classes=10):
     return FeatureClassifier(nn.Sequential(*layers), None, nn.Sequential(*fc))
 
 
-def alexnet(num_classes=1000):
+def alexnet(num_classes=1000, variant="paper"):
     m = _alexnet
-    layers, c, hw = [], m.INPUT_SIZE[0], m.INPUT_SIZE[1]
-    for filters, k, s, p, lrn, pool in m.CONVS:
+    cfg = m.variant_config(variant)
+    layers, c, hw = [], cfg["input_size"][0], cfg["input_size"][1]
+    for filters, k, s, p, lrn, pool in cfg["convs"]:
         layers += [nn.Conv2d(c, filters, k, s, p), nn.ReLU(inplace=True)]
         c, hw = filters, (hw + 2 * p - k) // s + 1
         if lrn:
@@ -70,12 +74,16 @@ def alexnet(num_classes=1000):
         if pool:
             layers.append(nn.MaxPool2d(*m.POOL))
             hw = (hw - m.POOL[0]) // m.POOL[1] + 1
+    avgpool = None
+    if cfg["avgpool"] is not None:
+        avgpool, hw = nn.AdaptiveAvgPool2d(cfg["avgpool"]), cfg["avgpool"]
     fc, n = [], c * hw * hw
     for h in m.HIDDEN:
-        fc += [nn.Linear(n, h), nn.ReLU(inplace=True), nn.Dropout(0.5)]
+        hidden = [nn.Linear(n, h), nn.ReLU(inplace=True)]
+        fc += [nn.Dropout(m.DROPOUT)] + hidden if cfg["dropout_first"] else hidden + [nn.Dropout(m.DROPOUT)]
         n = h
     fc.append(nn.Linear(n, num_classes))
-    return FeatureClassifier(nn.Sequential(*layers), None, nn.Sequential(*fc))
+    return FeatureClassifier(nn.Sequential(*layers), avgpool, nn.Sequential(*fc))
 
 
 def _vgg_net(config, num_classes=1000):

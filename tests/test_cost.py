@@ -10,18 +10,86 @@ from kernels.shapes import conv_geometry
 
 
 def test_six_by_six_by_three_with_five_filters_costs_2160_multiplications():
-    c = cost.conv(6, 6, 3, 5, 3)
+    c = cost.conv(6, 6, 3, 5, 3, padding="valid")
     assert c.out_shape == (1, 5, 4, 4)
     assert c.macs == 2160 == 4 * 4 * 5 * (3 * 3 * 3)
     assert c.flops == 4320
 
 
 def test_depthwise_separable_costs_432_plus_240():
-    s = cost.depthwise_separable(6, 6, 3, 5, 3)
+    s = cost.depthwise_separable(6, 6, 3, 5, 3, padding=0)
     assert s.depthwise.macs == 432 and s.pointwise.macs == 240 and s.macs == 672
-    ratio = cost.separable_ratio(6, 6, 3, 5, 3)
+    assert s.normal.macs == 2160 and s.ratio == Fraction(672, 2160)
+    ratio = cost.separable_ratio(6, 6, 3, 5, 3, padding=0)
     assert ratio == Fraction(672, 2160) == Fraction(1, 5) + Fraction(1, 9)
     assert ratio == cost.separable_ratio_closed_form(5, 3)
+
+
+def test_course_functions_pad_same_by_default():
+    """conv, depthwise_separable, separable_ratio and bottleneck all default to "same" (the course's
+    choice); layer_cost keeps kernels.conv2d's default of 0."""
+    assert cost.conv(6, 6, 3, 5, 3).out_shape == (1, 5, 6, 6) == cost.conv(6, 6, 3, 5, 3, padding="same").out_shape
+    s = cost.depthwise_separable(6, 6, 3, 5, 3)
+    assert s.depthwise.out_shape == (1, 3, 6, 6) and s.pointwise.out_shape == (1, 5, 6, 6)
+    assert s.normal.out_shape == (1, 5, 6, 6) and s.depthwise.macs == 36 * 27
+    assert cost.separable_ratio(6, 6, 3, 5, 3) == Fraction(36 * 27 + 36 * 15, 36 * 5 * 27)
+    assert cost.bottleneck(6, 6, 8, 2, 5, 3).conv.out_shape == (1, 5, 6, 6)
+    assert cost.layer_cost((1, 3, 6, 6), (5, 3, 3, 3)).out_shape == (1, 5, 4, 4)
+    # an even filter pads the extra row and column at the bottom / right, as kernels.conv2d does
+    assert cost.conv(6, 6, 3, 5, 4).out_shape == (1, 5, 6, 6)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: cost.conv(224, 224, 3, 64, 7, stride=2), ValueError, "padding=3"),
+    (lambda: cost.conv(8, 8, 3, 4, 3, padding="SAME"), ValueError, "lower case"),
+    (lambda: cost.conv(8, 8, 3, 4, 3, padding=-1), ValueError, "padding"),
+    (lambda: cost.conv(8.0, 8, 3, 4, 3), TypeError, "n_h"),
+    (lambda: cost.conv(8, 8, 0, 4, 3), ValueError, "n_c"),
+    (lambda: cost.conv(8, 8, 6, 4, 3, groups=4), ValueError, "groups"),
+    (lambda: cost.conv(4, 4, 3, 4, 7, padding=0), ValueError, "larger than the padded input"),
+    (lambda: cost.conv(8, 8, 3, 4, 3, roofline=(500, 50)), TypeError, "Roofline"),
+    (lambda: cost.Roofline(0, 50), ValueError, "peak_gflops"),
+    (lambda: cost.conv_params(3, 4, 3, groups=2), ValueError, "groups"),
+])
+def test_bad_arguments_are_refused_by_name(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_roofline_prediction():
+    roof = cost.Roofline(500.0, 50.0)
+    assert roof.ridge == 10.0
+    assert roof.time(1e9, 1e8) == pytest.approx(2e-3)       # compute-bound: 1 GFLOP at 500 GFLOP/s
+    assert roof.time(1e9, 1e9) == pytest.approx(2e-2)       # memory-bound: 1 GB at 50 GB/s
+    c = cost.conv(56, 56, 64, 64, 3, roofline=roof)
+    assert c.roofline_s == roof.time(c.flops, c.bytes_moved)
+    s = cost.depthwise_separable(40, 40, 96, 160, 3, roofline=roof)
+    assert s.roofline_s == s.depthwise.roofline_s + s.pointwise.roofline_s        # one kernel per stage
+    assert s.roofline_ratio == pytest.approx(s.roofline_s / s.normal.roofline_s)
+    assert s.bytes_ratio == pytest.approx(s.bytes_moved / s.normal.bytes_moved)
+    assert s.depthwise.roofline_s == s.depthwise.bytes_moved / 50e9                   # under the ridge
+    assert s.normal.roofline_s == s.normal.flops / 500e9                               # over it
+    assert cost.conv(8, 8, 3, 4, 3).roofline == cost.DEFAULT_ROOFLINE
+
+
+def test_cost_objects_print_as_tables():
+    s = cost.depthwise_separable(40, 40, 96, 160, 3)
+    text = str(s)
+    assert repr(s) == text
+    lines = text.splitlines()
+    assert lines[0] == "depthwise-separable 3x3, 96 -> 160 channels, on 1x96x40x40"
+    assert lines[1].split() == ["layer", "output", "MACs", "params", "bytes", "FLOP/B", "roofline"]
+    assert lines[2].startswith("normal conv 3x3 96->160") and "1x160x40x40" in lines[2] and "221 M" in lines[2]
+    assert lines[3].startswith("depthwise 3x3 96->96") and "1.38 M" in lines[3]
+    assert lines[4].startswith("pointwise 1x1 96->160") and "24.6 M" in lines[4]
+    assert lines[5].startswith("replacement total")
+    assert f"MACs {float(s.ratio):.4f} (= 1/160 + 1/9)" in lines[6]
+    assert f"roofline time {s.roofline_ratio:.3f}" in lines[6] and f"bytes {s.bytes_ratio:.3f}" in lines[6]
+    assert lines[7].startswith("roofline: 545 GFLOP/s, 50 GB/s")
+    c = str(cost.conv(56, 56, 64, 64, 3))
+    assert c.splitlines()[0].startswith("conv 3x3 64->64 on 1x64x56x56") and "116 M" in c and "131.9" in c
+    b = str(cost.bottleneck(28, 28, 192, 16, 32, 5))
+    assert "normal conv 5x5 192->32" in b and "pointwise 1x1 192->16" in b and "conv 5x5 16->32" in b
 
 
 def test_inception_bottleneck_before_a_5x5():

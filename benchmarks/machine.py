@@ -88,7 +88,8 @@ def cpu_ceilings(threads: int, quick: bool = True) -> dict:
 
     The roofline's memory roof is the DRAM copy bandwidth (read + write of a working set 4x the L3):
     layers whose data stays in cache can run above it, which the report points out."""
-    from . import peak
+    from kernels import cpu
+    peak = cpu.load("peak", "benchmarks")
     seconds, repeats = (0.005, 40) if quick else (0.02, 100)   # many short runs: the best dodges the load of a shared machine
     out = {"isa": peak.isa(), "threads": threads, "peak_gflops": {}, "bandwidth_gbps": {}}
     for dt in ("float32", "float64"):

@@ -4,10 +4,12 @@
     y = kernels.conv2d(x, w, bias, stride=1, padding="same", algorithm="auto")
 
 numpy arrays run on the CPU kernels, cupy arrays on the CUDA kernels. `kernels.reference` holds the
-float64 NumPy oracle of every op.
+float64 NumPy oracle of every op. The CPU kernels are built for AVX-512, AVX2 + FMA and generic x86-64;
+the best one this CPU runs is chosen at import (`kernels.cpu_info()["isa"]`; CONVFORGE_ISA forces one).
 """
 from . import reference
 from ._conv import conv2d
+from .cpu import info as cpu_info
 from ._device import gpu_available
 from ._threads import get_num_threads, set_num_threads
 from .shapes import ALGORITHMS, conv2d_output_shape
@@ -16,6 +18,7 @@ __all__ = [
     "ALGORITHMS",
     "conv2d",
     "conv2d_output_shape",
+    "cpu_info",
     "get_num_threads",
     "gpu_available",
     "reference",

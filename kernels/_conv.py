@@ -1,6 +1,6 @@
 """kernels.conv2d: check the arguments once, then hand contiguous arrays to one backend kernel.
 
-Contract of a CPU kernel module kernels/cpu/<algorithm>.pyx:
+Contract of a CPU kernel module kernels/cpu/<algorithm>.pyx (loaded for the chosen ISA by kernels.cpu.load):
 
     conv2d(x, w, bias, y, sh, sw, pad_top, pad_left, dh, dw, groups, act, nthreads)
 
@@ -13,12 +13,9 @@ on nthreads. Capability checks live in shapes.check_algorithm, not in the kernel
 """
 from __future__ import annotations
 
-import functools
-import importlib
-
 import numpy as np
 
-from . import _threads
+from . import _threads, cpu
 from ._device import array_kind
 from .select import choose_algorithm
 from .shapes import check_algorithm, conv_geometry
@@ -58,16 +55,6 @@ def _activation_code(activation):
         raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}") from None
 
 
-@functools.lru_cache(maxsize=None)
-def _cpu_kernel(algorithm):
-    try:
-        return importlib.import_module(f"kernels.cpu.{algorithm}")
-    except ImportError as e:
-        raise ImportError(
-            f"the CPU kernel '{algorithm}' is not built ({e}); run `make build` or "
-            f"`pip install -e .` in the source tree") from e
-
-
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, algorithm="auto",
            activation=None):
     """2-D convolution (cross-correlation, as in deep learning) of x (N, C, H, W) with w (K, C // groups,
@@ -97,6 +84,6 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, algori
     w = np.ascontiguousarray(w)
     if bias is not None:
         bias = np.ascontiguousarray(bias)
-    _cpu_kernel(algorithm).conv2d(x, w, bias, y, g.sh, g.sw, g.pad_top, g.pad_left, g.dh, g.dw,
-                                  g.groups, act, _threads.get_num_threads())
+    _threads.run(cpu.load(algorithm).conv2d, x, w, bias, y, g.sh, g.sw, g.pad_top, g.pad_left, g.dh,
+                 g.dw, g.groups, act)
     return y

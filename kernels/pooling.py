@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from . import _threads
+from . import _threads, cpu
 from ._device import array_kind
 from .shapes import MAX_ELEMENTS, pool_geometry
 
@@ -32,15 +32,6 @@ def _check_bool(value, name):
     return bool(value)
 
 
-def _cpu_kernel():
-    try:
-        from .cpu import pooling
-    except ImportError as e:
-        raise ImportError(f"the CPU pooling kernel is not built ({e}); run `make build` or "
-                          f"`pip install -e .` in the source tree") from e
-    return pooling
-
-
 def _pool(x, mode, kernel_size, stride, padding, dilation, ceil_mode, count_include_pad):
     kind = _check_x(x)
     ceil_mode = _check_bool(ceil_mode, "ceil_mode")
@@ -53,8 +44,8 @@ def _pool(x, mode, kernel_size, stride, padding, dilation, ceil_mode, count_incl
     y = np.empty(g.out_shape, dtype=x.dtype)
     if y.size == 0:
         return y
-    _cpu_kernel().pool2d(np.ascontiguousarray(x), y, mode == "max", g.kh, g.kw, g.sh, g.sw, g.ph, g.pw,
-                         g.dh, g.dw, count_include_pad, _threads.get_num_threads())
+    _threads.run(cpu.load("pooling").pool2d, np.ascontiguousarray(x), y, mode == "max", g.kh, g.kw, g.sh,
+                 g.sw, g.ph, g.pw, g.dh, g.dw, count_include_pad)
     return y
 
 
@@ -95,7 +86,7 @@ def global_avg_pool2d(x):
     y = np.empty((N, C, 1, 1), dtype=x.dtype)
     if y.size == 0:
         return y
-    _cpu_kernel().global_avg_pool2d(np.ascontiguousarray(x), y, _threads.get_num_threads())
+    _threads.run(cpu.load("pooling").global_avg_pool2d, np.ascontiguousarray(x), y)
     return y
 
 
@@ -129,6 +120,5 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     y = np.empty(x.shape, dtype=x.dtype)
     if y.size == 0:
         return y
-    _cpu_kernel().local_response_norm(np.ascontiguousarray(x), y, size, alpha, beta, k,
-                                      _threads.get_num_threads())
+    _threads.run(cpu.load("pooling").local_response_norm, np.ascontiguousarray(x), y, size, alpha, beta, k)
     return y

@@ -150,7 +150,7 @@ def test_thread_control():
     try:
         kernels.set_num_threads(1)
         assert kernels.get_num_threads() == 1
-        with pytest.raises(ValueError, match="n must be >= 1"):
+        with pytest.raises(ValueError, match="n must be between 1 and"):
             kernels.set_num_threads(0)
         with pytest.raises(TypeError, match="n must be an int"):
             kernels.set_num_threads(1.5)

@@ -7,7 +7,7 @@ items on `nthreads` OpenMP threads without the GIL.
 """
 import numpy as np
 
-from .checks import check_kernel_args
+from kernels.cpu.checks import check_kernel_args
 
 cimport cython
 from cython.parallel cimport prange

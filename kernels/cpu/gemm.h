@@ -19,8 +19,9 @@
 
    Edges: the last panel's columns beyond n are never written (masked stores) and never affect a
    result (their lanes are computed on and dropped; see gemm_block for the memory this reads); the
-   last rows use a micro-kernel with fewer accumulators. Without AVX-512 (CONVFORGE_PORTABLE=1
-   or an older CPU) a plain C micro-kernel with the same blocking and summation order replaces it.
+   last rows use a micro-kernel with fewer accumulators. The same micro-kernel is written once over
+   the V_* vector macros for AVX-512 (zmm, mask registers) and AVX2 + FMA (ymm, vmaskmov); in the
+   generic build a plain C micro-kernel with the same blocking and summation order replaces it.
 
    The type-generic part is written once and instantiated for float (suffix _s) and double (_d)
    by including this file twice with CONVFORGE_GEMM_TEMPLATE defined.
@@ -29,20 +30,49 @@
 #define CONVFORGE_GEMM_H
 
 #include <stddef.h>
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
+#define GEMM_SIMD 1
+#else
+#define GEMM_SIMD 0
 #endif
 
-/* Micro-tile: GEMM_MR rows (output channels) x GEMM_NV vectors of pixels. 6 x 4 zmm = 24
-   accumulators + 4 B vectors + 1 broadcast fit the 32 zmm registers; two FMA pipes need >= 8
-   independent chains, 24 hide the FMA latency with room to spare. */
+/* Micro-tile: GEMM_MR rows (output channels) x GEMM_NV vectors of pixels. AVX-512: 6 x 4 zmm = 24
+   accumulators + 4 B vectors + 1 broadcast fit the 32 zmm registers; AVX2: 6 x 2 ymm = 12 + 2 + 1
+   fit the 16 ymm registers. Two FMA pipes need >= 8 independent chains: 24 (12) hide the FMA
+   latency. */
 #define GEMM_MR 6
+#if defined(__AVX512F__)
 #define GEMM_NV 4
 #define GEMM_VL_S 16
 #define GEMM_VL_D 8
+#elif GEMM_SIMD
+#define GEMM_NV 2
+#define GEMM_VL_S 8
+#define GEMM_VL_D 4
+#else
+#define GEMM_NV 4
+#define GEMM_VL_S 16
+#define GEMM_VL_D 8
+#endif
 #define GEMM_NR_S (GEMM_NV * GEMM_VL_S)
 #define GEMM_NR_D (GEMM_NV * GEMM_VL_D)
-_Static_assert(GEMM_MR == 6 && GEMM_NV == 4, "gemm_micro's switch lists the 6 x 4 tile's variants");
+_Static_assert(GEMM_MR == 6 && GEMM_NV >= 2 && GEMM_NV <= 4, "gemm_micro's switch lists 6 rows x 2..4 vectors");
+
+#if GEMM_SIMD && !defined(__AVX512F__)
+/* AVX2 has no mask registers: a lane mask (bit j = lane j) becomes a vector of all-ones lanes for
+   vmaskmov, whose masked-off lanes are neither read nor written (no fault past an array's end). */
+static inline __m256i gemm_lanes32(unsigned m)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+}
+static inline __m256i gemm_lanes64(unsigned m)
+{
+    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)m), bit), bit);
+}
+#endif
 
 /* Cache budgets (bytes): one k block of an A micro-panel (GEMM_MR x kc) stays in L1 (48 KiB here),
    the B block (kc x nc) in half of L2 (1 MiB per core here). */
@@ -119,11 +149,25 @@ static inline void gemm_make_plan(gemm_plan *pl, ptrdiff_t M, ptrdiff_t N, ptrdi
 #define V_MAX(a, b) _mm512_max_ps(a, b)
 #define V_MIN(a, b) _mm512_min_ps(a, b)
 #endif
+#if GEMM_SIMD && !defined(__AVX512F__)
+#define V_T __m256
+#define M_T unsigned
+#define V_ZERO() _mm256_setzero_ps()
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_MLOAD(m, p) _mm256_maskload_ps(p, gemm_lanes32(m))
+#define V_STORE(p, v) _mm256_storeu_ps(p, v)
+#define V_MSTORE(p, m, v) _mm256_maskstore_ps(p, gemm_lanes32(m), v)
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_MAX(a, b) _mm256_max_ps(a, b)
+#define V_MIN(a, b) _mm256_min_ps(a, b)
+#endif
 #include "gemm.h"
 #undef GEMM_T
 #undef GEMM_SFX
 #undef GEMM_VL
-#ifdef __AVX512F__
+#if GEMM_SIMD
 #undef V_T
 #undef M_T
 #undef V_ZERO
@@ -155,6 +199,20 @@ static inline void gemm_make_plan(gemm_plan *pl, ptrdiff_t M, ptrdiff_t N, ptrdi
 #define V_MAX(a, b) _mm512_max_pd(a, b)
 #define V_MIN(a, b) _mm512_min_pd(a, b)
 #endif
+#if GEMM_SIMD && !defined(__AVX512F__)
+#define V_T __m256d
+#define M_T unsigned
+#define V_ZERO() _mm256_setzero_pd()
+#define V_SET1(x) _mm256_set1_pd(x)
+#define V_LOAD(p) _mm256_loadu_pd(p)
+#define V_MLOAD(m, p) _mm256_maskload_pd(p, gemm_lanes64(m))
+#define V_STORE(p, v) _mm256_storeu_pd(p, v)
+#define V_MSTORE(p, m, v) _mm256_maskstore_pd(p, gemm_lanes64(m), v)
+#define V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define V_ADD(a, b) _mm256_add_pd(a, b)
+#define V_MAX(a, b) _mm256_max_pd(a, b)
+#define V_MIN(a, b) _mm256_min_pd(a, b)
+#endif
 #include "gemm.h"
 #undef CONVFORGE_GEMM_TEMPLATE
 
@@ -165,7 +223,7 @@ static inline void gemm_make_plan(gemm_plan *pl, ptrdiff_t M, ptrdiff_t N, ptrdi
 
 #define GEMM_NR_T (GEMM_NV * GEMM_VL)
 
-#ifdef __AVX512F__
+#if GEMM_SIMD
 /* One mr x (nv vectors) tile over kc steps. mr, nv and masked are compile-time constants at every
    call site (always_inline + the switch below), so the loops unroll and acc[][] lives in registers.
    masked: the last vector holds fewer than GEMM_VL valid columns; its loads and stores use mlast.
@@ -238,7 +296,8 @@ GEMM_FN(gemm_tile)(const int mr, const int nv, const int masked, ptrdiff_t kc,
 }
 
 /* Pick the instance for mr rows and ncols (1..GEMM_NR_T) columns (the cases list GEMM_MR = 6 rows
-   and GEMM_NV = 4 vectors; a static assertion at the top guards them). */
+   and up to 4 vectors, clamped to GEMM_NV; a static assertion at the top guards them). */
+#define GEMM_NVC(v) ((v) < GEMM_NV ? (v) : GEMM_NV)
 #define GEMM_TILE_CALL(MRC, NVC, MSK) \
     GEMM_FN(gemm_tile)(MRC, NVC, MSK, kc, a, lda, b, ldb, c, ldc, m, first, last, bias, act)
 #define GEMM_TILE_NV(MRC)                                   \
@@ -246,8 +305,8 @@ GEMM_FN(gemm_tile)(const int mr, const int nv, const int masked, ptrdiff_t kc,
         if (!masked) GEMM_TILE_CALL(MRC, GEMM_NV, 0);       \
         else if (nv == 1) GEMM_TILE_CALL(MRC, 1, 1);        \
         else if (nv == 2) GEMM_TILE_CALL(MRC, 2, 1);        \
-        else if (nv == 3) GEMM_TILE_CALL(MRC, 3, 1);        \
-        else GEMM_TILE_CALL(MRC, 4, 1);                     \
+        else if (nv == 3) GEMM_TILE_CALL(MRC, GEMM_NVC(3), 1); \
+        else GEMM_TILE_CALL(MRC, GEMM_NVC(4), 1);           \
         break;
 
 static void GEMM_FN(gemm_micro)(int mr, int ncols, ptrdiff_t kc, const GEMM_T *a, ptrdiff_t lda,
@@ -269,6 +328,7 @@ static void GEMM_FN(gemm_micro)(int mr, int ncols, ptrdiff_t kc, const GEMM_T *a
 }
 #undef GEMM_TILE_NV
 #undef GEMM_TILE_CALL
+#undef GEMM_NVC
 
 #else /* portable C micro-kernel: same tiles, same summation order per element */
 
@@ -300,7 +360,7 @@ static void GEMM_FN(gemm_micro)(int mr, int ncols, ptrdiff_t kc, const GEMM_T *a
         }
 }
 
-#endif /* __AVX512F__ */
+#endif /* GEMM_SIMD */
 
 /* C (m x n) (+)= A (m x kc) @ B (kc x n) for one k block; see the top of the file for the layouts.
    Loop order: each A micro-panel (GEMM_MR x kc, L1) sweeps all B panels of the block (L2).
@@ -331,7 +391,7 @@ static void GEMM_FN(gemm_block)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t kc,
 static inline void GEMM_FN(gemm_copy_run)(GEMM_T *restrict dst, const GEMM_T *restrict src,
                                           ptrdiff_t n, ptrdiff_t lo, ptrdiff_t hi)
 {
-#ifdef __AVX512F__
+#if GEMM_SIMD
     if (lo <= 0 && hi >= n) {                     /* inside the input: a plain copy */
         ptrdiff_t t0 = 0;
         for (; t0 + GEMM_VL <= n; t0 += GEMM_VL)

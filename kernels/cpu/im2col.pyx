@@ -19,13 +19,13 @@ any thread count.
 """
 import numpy as np
 
-from .checks import check_kernel_args
+from kernels.cpu.checks import check_kernel_args
 
 cimport cython
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdlib cimport free, malloc
 
-from .gemm cimport GEMM_NR_D, GEMM_NR_S, gemm_block_r, gemm_copy_run_r, gemm_make_plan, gemm_plan, real
+from kernels.cpu.gemm cimport GEMM_NR_D, GEMM_NR_S, gemm_block_r, gemm_copy_run_r, gemm_make_plan, gemm_plan, real
 
 
 cdef struct Geom:

@@ -78,6 +78,10 @@ def describe(threads: int) -> dict:
         "threads": threads,
         "load_average": load_average(),
         "openblas_coretype_env": os.environ.get("OPENBLAS_CORETYPE"),
+        # our kernel variant, and how PyTorch's ISA was limited (to compare like with like)
+        "kernels_isa": kernels.cpu_info()["isa"],
+        "isa_env": {k: os.environ[k] for k in ("CONVFORGE_ISA", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+                    if k in os.environ},
         "blas": _blas(),
         "versions": versions(),
     }

@@ -6,10 +6,16 @@ The rules come from the benchmark layer set (python -m benchmarks kernels, 2 thr
 - 1x1 without padding -> pointwise: the GEMM reads x where it lies (1.1-2x direct on every 1x1 layer);
 - everything else -> direct: register-tiled with no im2col pass, it beat im2col + GEMM on every
   regular layer of the set (by 5% on vgg.c3_2 up to 3.5x on incep.5x5), strided stems included.
-im2col stays available explicitly. On the GPU nothing is measured yet: im2col (cuBLAS GEMM) is the
+im2col stays available explicitly. The direct kernel's register-tiled paths are AVX-512 code; in
+the AVX2 and generic builds only its simple path remains (6-12x slower than im2col on every regular
+layer of the set with CONVFORGE_ISA=avx2), so there regular layers go to im2col, whose GEMM
+micro-kernel exists for every ISA. On the GPU nothing is measured yet: im2col (cuBLAS GEMM) is the
 expected winner on dense layers until the GPU benchmark says otherwise.
 """
+from . import cpu
 from .shapes import ConvGeometry
+
+_DENSE_CPU = "direct" if cpu.ISA == "avx512" else "im2col"
 
 
 def choose_algorithm(g: ConvGeometry, device: str = "cpu") -> str:
@@ -19,4 +25,4 @@ def choose_algorithm(g: ConvGeometry, device: str = "cpu") -> str:
         return "pointwise"
     if device == "gpu":
         return "im2col"
-    return "direct"
+    return _DENSE_CPU

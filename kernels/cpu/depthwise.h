@@ -5,8 +5,8 @@
  * with x read as zero outside [0, H) x [0, W). act: 0 none, 1 ReLU, 2 ReLU6; NaN propagates.
  *
  * How: one output plane (n, k) depends on one input plane, and NCHW planes are contiguous, so the
- * kernels vectorise over the output width (16 floats or 8 doubles per zmm register, padding through
- * fault-free masked loads) and keep the R*S weights broadcast in registers. The work is cut into
+ * kernels vectorise over the output width (16 floats or 8 doubles per zmm register with AVX-512, 8 or
+ * 4 per ymm with AVX2 + FMA; padding through fault-free masked loads) and keep the R*S weights broadcast in registers. The work is cut into
  * items (plane, band of output rows); dw_run_<t>() computes a range of items and the caller
  * (depthwise.pyx) gives each OpenMP thread one contiguous range. The cut depends on the geometry only,
  * and every output element is reduced by one thread in the fixed order bias, then taps r-major
@@ -20,8 +20,8 @@
  *     the block that uses it. The next block's rows are prefetched to L1 while this one computes.
  *   - everything else: one accumulator per 16 (8) output columns, one load per tap (masked unaligned
  *     load at stride 1, two loads + de-interleave at stride 2, masked gather beyond).
- * Without AVX-512 (CONVFORGE_PORTABLE=1) a plain C row-accumulation loop that the compiler can
- * vectorise computes the same thing.
+ * The generic build (no vector intrinsics) has a plain C row-accumulation loop that the compiler
+ * can vectorise, computing the same thing.
  *
  * The type-generic body is written once and instantiated for float and double by including this
  * file into itself with DW_T, DW_F64 and DW_SFX set (the classic C substitute for a template).
@@ -31,8 +31,11 @@
 #define CONVFORGE_DEPTHWISE_H
 
 #include <stdint.h>
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
+#define DW_SIMD 1
+#else
+#define DW_SIMD 0
 #endif
 
 #define DW_INLINE static inline __attribute__((always_inline))
@@ -77,7 +80,7 @@ static void dw_geom_init(dw_geom *g, int64_t N, int64_t C, int64_t H, int64_t W,
 
 static inline int64_t dw_items(const dw_geom *g) { return g->N * g->K * g->bands; }
 
-#ifdef __AVX512F__
+#if DW_SIMD
 /* Lanes j in [0, lanes) whose column a + j lies in [0, W): the mask of a fault-free partial load. */
 DW_INLINE uint32_t dw_colmask(int64_t a, int64_t W, int lanes)
 {
@@ -99,6 +102,20 @@ DW_INLINE uint32_t dw_stridemask(int64_t a, int64_t step, int64_t W, int lanes)
     if (hi <= lo) return 0;
     return ((1u << hi) - 1u) & ~((1u << lo) - 1u);
 }
+#if !defined(__AVX512F__)
+/* AVX2 has no mask registers: lane mask bits -> all-ones lanes for vmaskmov (masked-off lanes are
+ * neither read nor written, so a partial load never faults). */
+DW_INLINE __m256i dw_lanes32(uint32_t m)
+{
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), bit), bit);
+}
+DW_INLINE __m256i dw_lanes64(uint32_t m)
+{
+    const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+    return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x((long long)m), bit), bit);
+}
+#endif
 #endif
 
 /* float32 */
@@ -127,10 +144,12 @@ DW_INLINE uint32_t dw_stridemask(int64_t a, int64_t step, int64_t W, int lanes)
        * _f32 or _f64 to a function name.
        * ---------------------------------------------------------------------------------------------- */
 
-#ifdef __AVX512F__
+#if DW_SIMD
 
-/* The vector vocabulary of DW_T: V holds L values, lane masks travel as uint32_t bits. */
-#if DW_F64
+/* The vector vocabulary of DW_T: V holds L values, lane masks travel as uint32_t bits.
+ * VEVEN/VODD de-interleave two vectors of consecutive columns into the even and odd ones (stride 2);
+ * dw_gather reads lanes j of p[j * step] where the mask says (stride 3 and beyond). */
+#if defined(__AVX512F__) && DW_F64
 #define V __m512d
 #define L 8
 #define VZERO() _mm512_setzero_pd()
@@ -141,16 +160,14 @@ DW_INLINE uint32_t dw_stridemask(int64_t a, int64_t step, int64_t W, int lanes)
 #define VFMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
 #define VMAX(a, b) _mm512_max_pd((a), (b))
 #define VMIN(a, b) _mm512_min_pd((a), (b))
-#define VPERM2(a, idx, b) _mm512_permutex2var_pd((a), (idx), (b))
-#define EVEN_IDX() _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0)
-#define ODD_IDX() _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1)
-/* lanes j of p[j * step] where mask m says (idx holds j * step as int64, j < 8) */
-DW_INLINE __m512d dw_gather_f64(const double *p, __m512i idx, int64_t step, uint32_t m)
+#define VEVEN(a, b) _mm512_permutex2var_pd((a), _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), (b))
+#define VODD(a, b) _mm512_permutex2var_pd((a), _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1), (b))
+DW_INLINE __m512d dw_gather_f64(const double *p, int64_t step, uint32_t m)
 {
-    (void)step;
+    const __m512i idx = _mm512_set_epi64(7 * step, 6 * step, 5 * step, 4 * step, 3 * step, 2 * step, step, 0);
     return _mm512_mask_i64gather_pd(_mm512_setzero_pd(), (__mmask8)m, idx, p, 8);
 }
-#else
+#elif defined(__AVX512F__)
 #define V __m512
 #define L 16
 #define VZERO() _mm512_setzero_ps()
@@ -161,15 +178,57 @@ DW_INLINE __m512d dw_gather_f64(const double *p, __m512i idx, int64_t step, uint
 #define VFMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define VMAX(a, b) _mm512_max_ps((a), (b))
 #define VMIN(a, b) _mm512_min_ps((a), (b))
-#define VPERM2(a, idx, b) _mm512_permutex2var_ps((a), (idx), (b))
-#define EVEN_IDX() _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0)
-#define ODD_IDX() _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1)
-/* lanes j of p[j * step] where mask m says: two 8-lane gathers with 64-bit offsets (idx = j * step) */
-DW_INLINE __m512 dw_gather_f32(const float *p, __m512i idx, int64_t step, uint32_t m)
+#define VEVEN(a, b) _mm512_permutex2var_ps((a), _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0), (b))
+#define VODD(a, b) _mm512_permutex2var_ps((a), _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1), (b))
+/* two 8-lane gathers with 64-bit offsets j * step */
+DW_INLINE __m512 dw_gather_f32(const float *p, int64_t step, uint32_t m)
 {
+    const __m512i idx = _mm512_set_epi64(7 * step, 6 * step, 5 * step, 4 * step, 3 * step, 2 * step, step, 0);
     const __m256 lo = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)(m & 0xffu), idx, p, 4);
     const __m256 hi = _mm512_mask_i64gather_ps(_mm256_setzero_ps(), (__mmask8)(m >> 8), idx, p + 8 * step, 4);
     return _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+}
+#elif DW_F64  /* AVX2 + FMA, double */
+#define V __m256d
+#define L 4
+#define VZERO() _mm256_setzero_pd()
+#define VSET1(a) _mm256_set1_pd(a)
+#define VLOADM(m, p) _mm256_maskload_pd((p), dw_lanes64(m))
+#define VSTORE(p, v) _mm256_storeu_pd((p), (v))
+#define VSTOREM(p, m, v) _mm256_maskstore_pd((p), dw_lanes64(m), (v))
+#define VFMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+#define VMAX(a, b) _mm256_max_pd((a), (b))
+#define VMIN(a, b) _mm256_min_pd((a), (b))
+/* [a0 a1 a2 a3], [a4 .. a7] -> unpack [a0 a4 a2 a6] -> cross-lane permute [a0 a2 a4 a6] */
+#define VEVEN(a, b) _mm256_permute4x64_pd(_mm256_unpacklo_pd((a), (b)), _MM_SHUFFLE(3, 1, 2, 0))
+#define VODD(a, b) _mm256_permute4x64_pd(_mm256_unpackhi_pd((a), (b)), _MM_SHUFFLE(3, 1, 2, 0))
+DW_INLINE __m256d dw_gather_f64(const double *p, int64_t step, uint32_t m)
+{
+    double t[4];
+    for (int j = 0; j < 4; j++) t[j] = (m >> j) & 1u ? p[j * step] : 0.0;
+    return _mm256_loadu_pd(t);
+}
+#else         /* AVX2 + FMA, float */
+#define V __m256
+#define L 8
+#define VZERO() _mm256_setzero_ps()
+#define VSET1(a) _mm256_set1_ps(a)
+#define VLOADM(m, p) _mm256_maskload_ps((p), dw_lanes32(m))
+#define VSTORE(p, v) _mm256_storeu_ps((p), (v))
+#define VSTOREM(p, m, v) _mm256_maskstore_ps((p), dw_lanes32(m), (v))
+#define VFMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+#define VMAX(a, b) _mm256_max_ps((a), (b))
+#define VMIN(a, b) _mm256_min_ps((a), (b))
+/* in-lane shuffle [a0 a2 a8 a10 | a4 a6 a12 a14], then 64-bit cross-lane permute into order */
+#define VEVEN(a, b) _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd( \
+    _mm256_shuffle_ps((a), (b), _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0)))
+#define VODD(a, b) _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd( \
+    _mm256_shuffle_ps((a), (b), _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0)))
+DW_INLINE __m256 dw_gather_f32(const float *p, int64_t step, uint32_t m)
+{
+    float t[8];
+    for (int j = 0; j < 8; j++) t[j] = (m >> j) & 1u ? p[j * step] : 0.0f;
+    return _mm256_loadu_ps(t);
 }
 #endif
 
@@ -200,7 +259,6 @@ DW_INLINE void DW_SFX(dw_block)(const dw_geom *g, const DW_T *xp, DW_T *yp, cons
     const int act = g->act;
     const int T = (B - 1) * ST + R;             /* input rows the block reads */
     const int NPAIR = (S + 1) / 2;              /* stride 2: taps (2u, 2u+1) share two loads */
-    const __m512i even = EVEN_IDX(), odd = ODD_IDX();
     const int64_t iy0 = p0 * ST - g->pt;
     for (int64_t q0 = 0; q0 < Q; q0 += L) {
         const int64_t a0 = q0 * ST - g->pl;     /* input column of lane 0, tap s = 0 */
@@ -240,8 +298,8 @@ DW_INLINE void DW_SFX(dw_block)(const dw_geom *g, const DW_T *xp, DW_T *yp, cons
                 for (int u = 0; u < NPAIR; u++) {
                     const V lo = VLOADM(m[2 * u], row + 2 * u);
                     const V hi = VLOADM(m[2 * u + 1], row + 2 * u + L);
-                    xv[2 * u] = VPERM2(lo, even, hi);
-                    if (2 * u + 1 < S) xv[2 * u + 1] = VPERM2(lo, odd, hi);
+                    xv[2 * u] = VEVEN(lo, hi);
+                    if (2 * u + 1 < S) xv[2 * u + 1] = VODD(lo, hi);
                 }
             }
             DW_UNROLL
@@ -308,8 +366,6 @@ static void DW_SFX(dw_rows_general)(DW_ROWS_ARGS)
 {
     const int64_t H = g->H, W = g->W, Q = g->Q, R = g->R, S = g->S;
     const int64_t sh = g->sh, sw = g->sw, dh = g->dh, dw = g->dw;
-    const __m512i even = EVEN_IDX();
-    const __m512i step_idx = _mm512_set_epi64(7 * sw, 6 * sw, 5 * sw, 4 * sw, 3 * sw, 2 * sw, sw, 0);
     const V bias = VSET1(b);
     for (int64_t p = p_begin; p < p_end; p++) {
         for (int64_t q0 = 0; q0 < Q; q0 += L) {
@@ -333,9 +389,9 @@ static void DW_SFX(dw_rows_general)(DW_ROWS_ARGS)
                     } else if (sw == 2) {
                         const V lo = VLOADM(dw_colmask(a, W, L), row + a);
                         const V hi = VLOADM(dw_colmask(a + L, W, L), row + a + L);
-                        xv = VPERM2(lo, even, hi);
+                        xv = VEVEN(lo, hi);
                     } else {
-                        xv = DW_SFX(dw_gather)(row + a, step_idx, sw, dw_stridemask(a, sw, W, L));
+                        xv = DW_SFX(dw_gather)(row + a, sw, dw_stridemask(a, sw, W, L));
                     }
                     acc = VFMA(VSET1(wk[r * S + s]), xv, acc);
                 }
@@ -355,11 +411,10 @@ static void DW_SFX(dw_rows_general)(DW_ROWS_ARGS)
 #undef VFMA
 #undef VMAX
 #undef VMIN
-#undef VPERM2
-#undef EVEN_IDX
-#undef ODD_IDX
+#undef VEVEN
+#undef VODD
 
-#else /* no AVX-512 */
+#else /* generic build: no vector intrinsics */
 
 #define DW_ROWS_ARGS const dw_geom *g, const DW_T *xp, DW_T *yp, const DW_T *wk, DW_T b, \
                      int64_t p_begin, int64_t p_end
@@ -406,7 +461,7 @@ static void DW_SFX(dw_rows_general)(DW_ROWS_ARGS)
     }
 }
 
-#endif /* __AVX512F__ */
+#endif /* DW_SIMD */
 
 /* Work items [item_begin, item_end) in order; an item is a band of output rows of plane (n, k),
  * which reads input plane (n, k / M) and filter w[k]. The path is chosen once per call. */
@@ -414,7 +469,7 @@ static void DW_SFX(dw_run)(const dw_geom *g, const DW_T *x, const DW_T *w, const
                            int64_t item_begin, int64_t item_end)
 {
     void (*rows)(DW_ROWS_ARGS) = DW_SFX(dw_rows_general);
-#ifdef __AVX512F__
+#if DW_SIMD
     if (g->dh == 1 && g->dw == 1 && g->sh == g->sw && g->R == g->S) {
         const int s1 = g->sh == 1, s2 = g->sh == 2;
         if (g->R == 3 && s1) rows = DW_SFX(dw_rows_3x3_s1);

@@ -98,12 +98,13 @@ def summary(net, input_shape, dtype=np.float32):
         names.setdefault(id(m), name or type(net).__name__)
     rows = []
 
-    def record(module, args, y, macs):
+    def record(module, args, y, number, macs):
         own = _own_params(module)
         if not module.__dict__.get("_children") or own or macs:
-            rows.append(Row(names.get(id(module), "?"), type(module).__name__, _shape(y), own, int(macs)))
+            rows.append((number, Row(names.get(id(module), "?"), type(module).__name__, _shape(y), own, int(macs))))
 
     ops = ShapeOps(record)
     with use(ops):
         y = net(Spec(input_shape, dtype))
+    rows = [row for _, row in sorted(rows, key=lambda nr: nr[0])]      # in the order the calls began
     return Summary(net, input_shape, rows, _shape(y), ops.total_macs)

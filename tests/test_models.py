@@ -30,6 +30,49 @@ def test_available_and_create():
         models.create("resnet51")
 
 
+# torchvision's alexnet, names and shapes as its weight file alexnet-owt-7be5be79.pth holds them
+TORCHVISION_ALEXNET = [
+    ("features.0.weight", (64, 3, 11, 11)), ("features.0.bias", (64,)),
+    ("features.3.weight", (192, 64, 5, 5)), ("features.3.bias", (192,)),
+    ("features.6.weight", (384, 192, 3, 3)), ("features.6.bias", (384,)),
+    ("features.8.weight", (256, 384, 3, 3)), ("features.8.bias", (256,)),
+    ("features.10.weight", (256, 256, 3, 3)), ("features.10.bias", (256,)),
+    ("classifier.1.weight", (4096, 9216)), ("classifier.1.bias", (4096,)),
+    ("classifier.4.weight", (4096, 4096)), ("classifier.4.bias", (4096,)),
+    ("classifier.6.weight", (1000, 4096)), ("classifier.6.bias", (1000,)),
+]
+
+
+def test_alexnet_torchvision_variant_has_torchvisions_state_dict():
+    net = models.create("alexnet", variant="torchvision", seed=0)
+    assert [(k, v.shape) for k, v in net.state_dict().items()] == TORCHVISION_ALEXNET
+    assert net.num_parameters() == 61_100_840 and net.input_size == (3, 224, 224)
+    s = summary(net, (1, 3, 224, 224))
+    assert s.total_macs / 1e9 == pytest.approx(0.714, rel=0.01)      # torchvision's 0.71 GFLOPS (MACs)
+    assert models.alexnet(variant="paper", seed=0).num_parameters() == COUNTS["alexnet"]
+
+
+def test_alexnet_torchvision_variant_matches_its_torch_twin():
+    # the adaptive 6x6 pool lets a small image through the whole network
+    _check_twin("alexnet", 96, variant="torchvision")
+
+
+EMPTY_SIZE = {"lenet5": 32, "alexnet": 227}
+
+
+@pytest.mark.parametrize("name", [n if n not in BIG else pytest.param(n, marks=pytest.mark.slow) for n in COUNTS])
+def test_an_empty_batch_flows_through_the_whole_network(name):
+    net = models.create(name, seed=0)
+    hw = EMPTY_SIZE.get(name, 64)
+    x = np.zeros((0, net.input_size[0], hw, hw), np.float32)
+    classes = 10 if name == "lenet5" else 1000
+    y = net(x)
+    assert y.shape == (0, classes) and y.dtype == np.float32
+    with use(REFERENCE):
+        assert net(x).shape == (0, classes)
+    assert summary(net, x.shape).output_shape == (0, classes)
+
+
 @pytest.mark.parametrize("name", [n if n not in BIG else pytest.param(n, marks=pytest.mark.slow) for n in COUNTS])
 def test_parameter_count_and_summary(name):
     net = models.create(name, seed=0)

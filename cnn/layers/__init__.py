@@ -18,7 +18,7 @@ from .ops import FAST, REFERENCE, ShapeOps, Spec, use
 __all__ = [
     "Activation", "AdaptiveAvgPool2d", "AvgPool2d", "BasicBlock", "BatchNorm2d", "Bottleneck", "Concat",
     "Conv2d", "Conv2dNormActivation", "DepthwiseConv2d", "Dropout", "FAST", "Flatten", "GlobalAvgPool2d",
-    "InvertedResidual", "Linear", "LocalResponseNorm", "MBConv", "MaxPool2d", "Module", "ModuleList", "REFERENCE", "ReLU",
-    "ReLU6", "SeparableConv2d", "Sequential", "ShapeOps", "SiLU", "Sigmoid", "Softmax", "Spec",
-    "SqueezeExcitation", "Tanh", "conv_bn_act", "make_divisible", "use",
+    "InvertedResidual", "Linear", "LocalResponseNorm", "MBConv", "MaxPool2d", "Module", "ModuleList",
+    "REFERENCE", "ReLU", "ReLU6", "SeparableConv2d", "Sequential", "ShapeOps", "SiLU", "Sigmoid", "Softmax",
+    "Spec", "SqueezeExcitation", "Tanh", "conv_bn_act", "make_divisible", "use",
 ]

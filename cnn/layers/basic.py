@@ -11,6 +11,11 @@ from .checks import (boolean, check_operand, float_dtype, integer, pool_padding,
 from .module import Module, _frozen
 
 
+def _arg(pair):
+    """An (h, w) argument as torch prints it when given as one int: 2 for (2, 2)."""
+    return pair[0] if pair[0] == pair[1] else pair
+
+
 class Activation(Module):
     """An elementwise function. `inplace=True` lets it overwrite its input: set it only where the input
     is an intermediate the network owns (after a conv), never on the caller's array. FUSED names the
@@ -75,8 +80,8 @@ class MaxPool2d(Module):
                                          self.ceil_mode)
 
     def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+        return (f"kernel_size={_arg(self.kernel_size)}, stride={_arg(self.stride)}, padding={_arg(self.padding)}, "
+                f"dilation={_arg(self.dilation)}, ceil_mode={self.ceil_mode}")
 
 
 class AvgPool2d(Module):
@@ -94,7 +99,7 @@ class AvgPool2d(Module):
                                          self.count_include_pad)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return f"kernel_size={_arg(self.kernel_size)}, stride={_arg(self.stride)}, padding={_arg(self.padding)}"
 
 
 class GlobalAvgPool2d(Module):
@@ -114,7 +119,7 @@ class AdaptiveAvgPool2d(Module):
         return _ops.current().adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self):
-        return f"output_size={self.output_size}"
+        return f"output_size={_arg(self.output_size)}"
 
 
 class LocalResponseNorm(Module):

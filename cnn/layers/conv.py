@@ -109,7 +109,7 @@ class Conv2d(Module):
         # torch's format: the arguments that differ from their defaults
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
-            s += f", padding={self.padding!r}"
+            s += f", padding={self.padding}"           # a string unquoted, as torch prints it
         if self.dilation != (1, 1):
             s += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -170,7 +170,8 @@ class BatchNorm2d(Module):
         return ops.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}"
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine=True, bias=True, "
+                f"track_running_stats=True")
 
 
 def conv_bn_act(x, conv, bn=None, act=None):

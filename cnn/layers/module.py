@@ -200,14 +200,16 @@ class Module:
                 if err is not None:
                     raise err
         ops = _ops.current()
+        if ops.host64:              # the reference: every module computes on float64 host arrays
+            args = tuple(ops.h(a) if hasattr(a, "shape") and hasattr(a, "dtype") else a for a in args)
         if not ops.records:
             return self.forward(*args, **kwargs)
         ops.enter(self)
         try:
             y = self.forward(*args, **kwargs)
         finally:
-            macs = ops.leave()
-        ops.record(self, args, y, macs)
+            call = ops.leave()
+        ops.record(self, args, y, call)
         return y
 
     def forward(self, x):

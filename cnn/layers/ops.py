@@ -62,6 +62,7 @@ class FastOps:
     fuses = True
     records = False
     strict = True          # layers check that x has their weights' dtype and device (checks.py)
+    host64 = False         # Module.__call__ leaves the arguments as they are
 
     def conv2d(self, x, w, b, *, stride, padding, dilation, groups, algorithm="auto", activation=None):
         return kernels.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups,
@@ -169,6 +170,7 @@ class ReferenceOps(FastOps):
     name = "reference"
     fuses = False
     strict = False         # everything is brought to the host in float64, so any input goes
+    host64 = True          # ... the arguments of every module call too (Module.__call__)
     h = staticmethod(_ref.to_host64)
 
     def conv2d(self, x, w, b, *, stride, padding, dilation, groups, algorithm="auto", activation=None):

@@ -130,33 +130,37 @@ def _flat_shape(shape, start_dim, end_dim):
 
 class ShapeOps:
     """Shape propagation: each op checks its arguments as the kernel would and returns the output's
-    Spec. With a recorder, `recorder(module, args, output, macs)` is called as each module's call ends,
-    macs being the multiply-accumulates of the ops it ran itself (not inside its children);
-    total_macs counts every op's."""
+    Spec. With a recorder, `recorder(module, args, output, number, macs)` is called as each module's
+    call ends: `number` orders the calls as they began, `macs` counts the multiply-accumulates of the
+    ops the module ran itself (not inside its children); total_macs counts every op's."""
     name = "shape"
     fuses = False
     strict = False
+    host64 = False
 
     def __init__(self, recorder=None):
         self.records = recorder is not None
         self._recorder = recorder
-        self._frames = []          # MACs of the own op calls of each module running, innermost last
+        self._frames = []          # [call number, MACs of its own op calls] per module running, innermost last
+        self._calls = 0
         self.total_macs = 0
 
     def enter(self, module):
-        self._frames.append(0)
+        self._frames.append([self._calls, 0])
+        self._calls += 1
 
     def leave(self):
-        """-> the MACs of the module call that ends (its own ops, not its children's)."""
-        return self._frames.pop()
+        """-> (call number, MACs) of the module call that ends: the number counts the calls in the
+        order they began (a module before its children); the MACs are its own ops', not its children's."""
+        return tuple(self._frames.pop())
 
-    def record(self, module, args, y, macs):
-        self._recorder(module, args, y, macs)
+    def record(self, module, args, y, call):
+        self._recorder(module, args, y, *call)
 
     def _count(self, macs):
         self.total_macs += macs
         if self._frames:
-            self._frames[-1] += macs
+            self._frames[-1][1] += macs
 
     def conv2d(self, x, w, b, *, stride, padding, dilation, groups, algorithm="auto", activation=None):
         g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)

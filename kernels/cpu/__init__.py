@@ -18,10 +18,6 @@ from .isa import ISAS, LEVELS
 KERNELS = ("direct", "im2col", "pointwise", "depthwise", "pooling")
 
 
-def _built(isa):
-    return importlib.util.find_spec(f"kernels.cpu.{isa}.direct") is not None
-
-
 def runnable_isas():
     """The ISAs this CPU supports, best first (whether built or not)."""
     if not cpuid.is_x86():
@@ -29,10 +25,15 @@ def runnable_isas():
     return [isa for isa in ISAS if cpuid.supports(LEVELS[isa])]
 
 
-def _choose():
-    runnable = runnable_isas()
-    built = [isa for isa in ISAS if _built(isa)]
-    forced = os.environ.get("CONVFORGE_ISA", "").strip().lower()
+def built_isas():
+    """The ISAs whose kernel variants are installed, best first."""
+    return [isa for isa in ISAS if importlib.util.find_spec(f"kernels.cpu.{isa}.direct") is not None]
+
+
+def choose_isa(runnable, built, forced=None):
+    """The variant to run: `forced` (CONVFORGE_ISA) when the CPU runs it and it was built, else the
+    best one that is both runnable and built. Raises ValueError/RuntimeError/ImportError saying why not."""
+    forced = (forced or "").strip().lower()
     if forced:
         if forced not in ISAS:
             raise ValueError(f"CONVFORGE_ISA must be one of {', '.join(ISAS)}, got {forced!r}")
@@ -50,7 +51,7 @@ def _choose():
                       f"{', '.join(built) or 'none'}); run `make build` or `pip install .`")
 
 
-ISA = _choose()
+ISA = choose_isa(runnable_isas(), built_isas(), os.environ.get("CONVFORGE_ISA"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -69,7 +70,7 @@ def info():
     return {
         "isa": ISA,
         "runnable": runnable_isas(),
-        "built": [isa for isa in ISAS if _built(isa)],
+        "built": built_isas(),
         "forced": os.environ.get("CONVFORGE_ISA") or None,
         "flags": cpuid.flags() if cpuid.is_x86() else [],
     }

@@ -308,3 +308,49 @@ def test_torch_files_without_torch_fail_clearly(tmp_path, monkeypatch):
 def test_load_state_dict_takes_a_dict():
     with pytest.raises(TypeError, match="dict of arrays"):
         small_net().load_state_dict([np.zeros(2)])
+
+
+# --- writing a Module: the idioms of README's recipe ---------------------------------------------
+def test_a_module_may_call_super_init_and_take_several_inputs():
+    class Merge(L.Module):
+        def forward(self, x, skip, *, scale=1.0):
+            return x + scale * skip
+
+    class Net(L.Module):
+        def __init__(self):
+            super().__init__()                             # optional, as torch users write it
+            self.conv = L.Conv2d(3, 3, 3, padding=1, rng=0)
+            self.merge = Merge()
+
+        def forward(self, x):
+            return self.merge(self.conv(x), x, scale=0.5)
+    net = Net()
+    x = rnd(1, 3, 5, 5)
+    assert rel_error(net(x), net.conv(x) + 0.5 * x) < TOL32
+    s = summary(net, x.shape)
+    assert [(r.name, r.output_shape) for r in s.rows] == [("conv", (1, 3, 5, 5)), ("merge", (1, 3, 5, 5))]
+
+
+def test_conv_bn_act_in_a_forward_pass_is_one_kernel_call():
+    from cnn.layers.ops import FastOps
+
+    class Counting(FastOps):
+        def __init__(self):
+            self.convs = 0
+
+        def conv2d(self, *a, **kw):
+            self.convs += 1
+            return super().conv2d(*a, **kw)
+
+    class Block(L.Module):
+        def __init__(self):
+            self.conv, self.bn, self.act = L.Conv2d(3, 4, 3, bias=False, rng=0), random_bn(4, 1), L.ReLU()
+
+        def forward(self, x):
+            return L.conv_bn_act(x, self.conv, self.bn, self.act)
+    block, x = Block(), rnd(2, 3, 6, 6)
+    with use(Counting()) as ops:
+        y = block(x)
+    assert ops.convs == 1
+    with use(REFERENCE):
+        assert rel_error(y, block(x)) < TOL32

@@ -3,6 +3,7 @@
     from cnn import models
     models.available()                      # the names create() knows
     net = models.create("resnet50", seed=0)  # same as models.resnet50(seed=0)
+    models.create("alexnet", variant="torchvision")   # torchvision's AlexNet (default: the paper's)
 """
 from .alexnet import alexnet
 from .efficientnet import (efficientnet_b0, efficientnet_b1, efficientnet_b2, efficientnet_b3, efficientnet_b4,
@@ -27,7 +28,7 @@ def available():
 
 def create(name, **kw):
     """Build network `name` (see available()); keyword arguments go to its builder (num_classes, seed,
-    dtype, and the family's own: alpha, width_mult, aux_logits, ...)."""
+    dtype, and the family's own: alpha, width_mult, aux_logits, AlexNet's variant, ...)."""
     try:
         builder = _BUILDERS[name]
     except (KeyError, TypeError):

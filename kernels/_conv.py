@@ -7,7 +7,9 @@ Contract of a CPU kernel module kernels/cpu/<algorithm>.pyx (loaded for the chos
 x (N, C, H, W), w (K, C // groups, R, S), bias (K,) or None and y (N, K, P, Q) are C-contiguous
 arrays of one dtype (float32 or float64; x, w and bias may be read-only). The kernel writes every
 element of y; input positions outside [0, H) x [0, W) read as zero, so the bottom/right padding
-follows from (P, Q). act is 0 (none), 1 (ReLU) or 2 (ReLU6), applied after the bias; NaN propagates.
+follows from (P, Q). The geometry is canonical (kernels/canonical.py): padding, stride and dilation
+are at most 2*H + 8 in height and 2*W + 8 in width, so no buffer or loop a kernel sizes by them
+outgrows the input. act is 0 (none), 1 (ReLU) or 2 (ReLU6), applied after the bias; NaN propagates.
 The kernel releases the GIL and uses exactly `nthreads` OpenMP threads; its result does not depend
 on nthreads. Capability checks live in shapes.check_algorithm, not in the kernels.
 """
@@ -75,15 +77,20 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, algori
 
     if kind == "gpu":
         from .cuda import ops
-        return ops.conv2d(x, w, bias, g, algorithm, act)
+        if g.N * g.K * g.P * g.Q == 0:
+            return ops.conv2d(x, w, bias, g, algorithm, act)
+        plan = g.plan          # the tame geometry the kernels run, and the gathers that bring x to it
+        return ops.conv2d(plan.gather(x), w, bias, plan.geometry, algorithm, act)
 
     y = np.empty(g.out_shape, dtype=x.dtype)
     if y.size == 0:
         return y
-    x = np.ascontiguousarray(x)
+    plan = g.plan              # the tame geometry the kernels run, and the gathers that bring x to it
+    x = np.ascontiguousarray(plan.gather(x))
     w = np.ascontiguousarray(w)
     if bias is not None:
         bias = np.ascontiguousarray(bias)
-    _threads.run(cpu.load(algorithm).conv2d, x, w, bias, y, g.sh, g.sw, g.pad_top, g.pad_left, g.dh,
-                 g.dw, g.groups, act)
+    kg = plan.geometry
+    _threads.run(cpu.load(algorithm).conv2d, x, w, bias, y, kg.sh, kg.sw, kg.pad_top, kg.pad_left, kg.dh,
+                 kg.dw, kg.groups, act)
     return y

@@ -26,6 +26,13 @@ def _check_x(x):
     return kind
 
 
+def _module_of(x):
+    if isinstance(x, np.ndarray):
+        return np
+    import cupy
+    return cupy
+
+
 def _check_bool(value, name):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {value!r}")
@@ -37,16 +44,20 @@ def _pool(x, mode, kernel_size, stride, padding, dilation, ceil_mode, count_incl
     ceil_mode = _check_bool(ceil_mode, "ceil_mode")
     count_include_pad = _check_bool(count_include_pad, "count_include_pad")
     g = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    if g.N * g.C * g.P * g.Q == 0:
+        return _module_of(x).empty(g.out_shape, dtype=x.dtype)
+    # the tame window the kernels run, the gathers that bring x to it, and what brings its output back
+    plan = g.plan
+    kg = plan.geometry
     if kind == "gpu":
         from .cuda import ops
-        return ops.pool2d(x, mode, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.P, g.Q,
-                          count_include_pad)
-    y = np.empty(g.out_shape, dtype=x.dtype)
-    if y.size == 0:
-        return y
-    _threads.run(cpu.load("pooling").pool2d, np.ascontiguousarray(x), y, mode == "max", g.kh, g.kw, g.sh,
-                 g.sw, g.ph, g.pw, g.dh, g.dw, count_include_pad)
-    return y
+        y = ops.pool2d(plan.gather(x, mode), mode, kg.kh, kg.kw, kg.sh, kg.sw, kg.ph, kg.pw, kg.dh, kg.dw,
+                       kg.P, kg.Q, count_include_pad)
+        return plan.finish(y, mode, count_include_pad)
+    y = np.empty(kg.out_shape, dtype=x.dtype)
+    _threads.run(cpu.load("pooling").pool2d, np.ascontiguousarray(plan.gather(x, mode)), y, mode == "max",
+                 kg.kh, kg.kw, kg.sh, kg.sw, kg.ph, kg.pw, kg.dh, kg.dw, count_include_pad)
+    return plan.finish(y, mode, count_include_pad)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
@@ -99,13 +110,25 @@ def _check_real(value, name):
     return value
 
 
+def lrn_window(size, alpha, C):
+    """(size, alpha) -> the same normalisation with a window of at most 2C + 1 channels: every window
+    of 2C + 1 or more covers all C channels (it reaches C before and after each), so the kernels, which
+    scale by alpha / size, get the smaller window and alpha * small / size (size / small in exact
+    integer division, correctly rounded for any size). Sizes up to 2C + 1 pass unchanged."""
+    small = 2 * C + 1
+    if size <= small:
+        return size, alpha
+    return small, alpha * (small / size)
+
+
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     """Local response normalisation across channels (AlexNet), PyTorch's definition:
 
         y[n, c] = x[n, c] / (k + alpha / size * sum_{c'} x[n, c']^2) ** beta,
 
     c' over size neighbouring channels, size // 2 before c and (size - 1) // 2 after, channels outside
-    [0, C) reading as zero."""
+    [0, C) reading as zero. Any size works: a window past 2C + 1 channels covers all C of them, so the
+    kernels get that window and the scale alpha / size of the true size."""
     kind = _check_x(x)
     if isinstance(size, bool) or not isinstance(size, numbers.Integral):
         raise TypeError(f"size must be an int, got {size!r}")
@@ -114,6 +137,7 @@ def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     alpha, beta, k = _check_real(alpha, "alpha"), _check_real(beta, "beta"), _check_real(k, "k")
     size = int(size)
     N, C, H, W = _check_planes(x)
+    size, alpha = lrn_window(size, alpha, C)
     if kind == "gpu":
         from .cuda import ops
         return ops.local_response_norm(x, size, alpha, beta, k)

@@ -1,9 +1,13 @@
 """Slow, obviously-correct float64 NumPy versions of every op: the oracle the tests compare against.
 
 Each function takes the same arguments as its fast counterpart, computes in float64 and returns a
-float64 numpy array (cupy inputs are brought to the host first).
+float64 numpy array (cupy inputs are brought to the host first). Like the kernels, they run each
+geometry's canonical plan (kernels/canonical.py), so a huge stride, dilation, padding or pooling
+window costs what the output costs, never what the number says.
 """
 from __future__ import annotations
+
+from fractions import Fraction
 
 import numpy as np
 
@@ -33,6 +37,7 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, activa
     with k in group g; computed per (r, s) tap as a batched matrix product over the group's channels."""
     x, w, bias = to_host64(x), to_host64(w), to_host64(bias)
     g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    x, g = g.plan.gather(x), g.plan.geometry
     G, Cg, Kg = g.groups, g.Cg, g.Kg
     xp = pad_input(x, g)
     wg = w.reshape(G, Kg, Cg, g.R, g.S)
@@ -78,10 +83,12 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     """y[n, c, p, q] = max over the window's taps inside the input (padding reads -inf); NaN propagates."""
     x = to_host64(x)
     g = pool_geometry(x.shape, kernel_size, stride, padding, dilation, ceil_mode)
+    plan = g.plan
+    x, g = plan.gather(x, "max"), plan.geometry
     y = np.full(g.out_shape, -np.inf)
     for tap in _pool_taps(x, g, -np.inf):
         y = np.maximum(y, tap)
-    return y
+    return plan.finish(y, "max", True)
 
 
 def _avg_divisor(n, f, stride, pad, out, count_include_pad):
@@ -98,12 +105,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     """y[n, c, p, q] = sum of the window's taps (padding reads 0) / the divisor PyTorch uses."""
     x = to_host64(x)
     g = pool_geometry(x.shape, kernel_size, stride, padding, 1, ceil_mode)
+    plan = g.plan
+    x, g = plan.gather(x, "avg"), plan.geometry
     y = np.zeros(g.out_shape)
     for tap in _pool_taps(x, g, 0.0):
         y += tap
     div_h = _avg_divisor(g.H, g.kh, g.sh, g.ph, g.P, count_include_pad)
     div_w = _avg_divisor(g.W, g.kw, g.sw, g.pw, g.Q, count_include_pad)
-    return y / np.multiply.outer(div_h, div_w)
+    return plan.finish(y / np.multiply.outer(div_h, div_w), "avg", count_include_pad)
 
 
 def global_avg_pool2d(x):
@@ -114,9 +123,12 @@ def global_avg_pool2d(x):
 
 def local_response_norm(x, size, alpha=1e-4, beta=0.75, k=1.0):
     """y = x / (k + alpha / size * sum of x^2 over channels c - size//2 .. c + (size-1)//2) ** beta,
-    channels outside [0, C) reading as zero (PyTorch's local_response_norm)."""
+    channels outside [0, C) reading as zero (PyTorch's local_response_norm). Any size: the window is
+    clipped to the channels, and alpha / size is rounded once from the exact quotient."""
     x = to_host64(x)
     C = x.shape[1]
-    sq = np.pad(x * x, ((0, 0), (size // 2, (size - 1) // 2), (0, 0), (0, 0)))
-    window = sum(sq[:, i:i + C] for i in range(size))
-    return x / (k + alpha / size * window) ** beta
+    window = np.zeros_like(x)
+    for c in range(C):
+        lo, hi = max(0, c - size // 2), min(C - 1, c + (size - 1) // 2)
+        window[:, c] = (x[:, lo:hi + 1] ** 2).sum(axis=1)
+    return x / (k + float(Fraction(alpha) / size) * window) ** beta

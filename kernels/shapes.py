@@ -4,12 +4,19 @@ Everything a kernel needs to know about a convolution is resolved here once, int
 the output size is floor((n + pad_begin + pad_end - dilation*(f-1) - 1) / stride) + 1 per axis.
 Kernels treat every input index outside [0, H) x [0, W) as zero, so only the top/left padding and
 the output size (P, Q) reach them; the bottom/right padding is implied.
+
+Every geometry also has a `plan` (kernels.canonical): the tame geometry the kernels run and the
+gathers that bring x to it, so that no kernel is ever handed a stride, dilation, padding or pooling
+window far larger than its input. It is resolved on first use (shape arithmetic alone never pays
+for it) and then kept on the geometry, which the memo below shares between calls.
 """
 from __future__ import annotations
 
 import functools
 import numbers
 from dataclasses import dataclass
+
+from . import canonical
 
 ALGORITHMS = ("direct", "im2col", "pointwise", "depthwise")
 
@@ -94,6 +101,11 @@ class ConvGeometry:
     P: int
     Q: int
 
+    @functools.cached_property
+    def plan(self):
+        """canonical.ConvPlan: the geometry the kernels run and how x gets there (computed once)."""
+        return canonical.conv_plan(self)
+
     @property
     def Cg(self):
         """Input channels per group (the weight's second axis)."""
@@ -167,6 +179,10 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     dilation = positive_pair(dilation, "dilation")
     if C < 1:
         raise ValueError(f"x must have at least one channel, got shape {x_shape}")
+    if H < 1 or W < 1:
+        # as PyTorch: an empty plane is refused even where padding would give it an output
+        raise ValueError(f"x must have a non-empty plane (H, W >= 1; only the batch may be empty), "
+                         f"got shape {x_shape}")
     if R < 1 or S < 1:
         raise ValueError(f"w must have a kernel of at least 1x1, got shape {w_shape}")
     if C % groups:
@@ -229,6 +245,11 @@ class PoolGeometry:
     dw: int
     P: int
     Q: int
+
+    @functools.cached_property
+    def plan(self):
+        """canonical.PoolPlan: the window the kernels run and how x gets there (computed once)."""
+        return canonical.pool_plan(self)
 
     @property
     def out_shape(self):

@@ -112,10 +112,11 @@ def test_padding_wider_than_the_kernel_and_empty_input_rows(dtype):
     x, w, b = operands(1, 2, 2, 5, 6, 3, 3, dtype, True, 1)
     check(x, w, b, padding=(4, 7))                       # outputs made of padding alone
     check(x, w, b, padding=(3, 3), stride=2, dilation=2)
-    # an input of no rows at all still has an output of padding: bias (and w * 0) only
+    # an input of no rows at all is refused, as PyTorch refuses it, padding or not
     x0 = np.zeros((1, 2, 0, 3), dtype=dtype)
     w1, b1 = operands(1, 2, 1, 1, 1, 1, 1, dtype, True, 2)[1:]
-    check(x0, w1, b1, padding=1)
+    with pytest.raises(ValueError, match="x must have a non-empty plane"):
+        kernels.conv2d(x0, w1, b1, padding=1, groups=2, algorithm="depthwise")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

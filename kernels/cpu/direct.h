@@ -34,7 +34,9 @@
            ([group][k block][c][r][s][2*LANES]), up to KNP
            broadcasts of input pixels, 24 FMAs. The input rows an output row needs are copied once
            into a zero-padded per-thread row buffer (cb x R x wbuf), so strided and padded
-           positions are plain broadcasts. The tile is transposed through a small stack buffer at
+           positions are plain broadcasts. wbuf spans the row's tiles at stride sw, so it grows
+           with the stride: canonical geometries (sw, dw, pl <= 2*W + 8) keep it within about
+           30 W; direct.pyx refuses any other. The tile is transposed through a small stack buffer at
            the store.
    Epilogue (all paths), at the store after the last input channel: + bias, then ReLU
    (max(0, v)) or ReLU6 (min(6, max(0, v))); both keep NaN (Intel's max/min return the second
@@ -95,10 +97,15 @@ static inline ptrdiff_t direct_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 
 
 /* Stride 1 with Q == W: input column and row follow the flattened output index f = p*Q + q with
    one offset per tap, (r*dh - pt)*W + s*dw - pl, so a vector may run across output rows. Plane
-   indices are computed in 32-bit lanes. */
+   indices are computed in 32-bit lanes, and so are the bounds of a tap, -dr and H - dr with
+   dr = r*dh - pt (|.| <= H + pt + (R-1)*dh), and likewise in width: all of them must stay below 2**30.
+   (The geometry is canonical, kernels/canonical.py: padding and dilation are of the order of H and
+   W, so these products cannot overflow.) */
 static inline int direct_flat_ok(const direct_plan *p)
 {
-    return p->sh == 1 && p->sw == 1 && p->Q == p->W && p->P * p->Q < ((ptrdiff_t)1 << 30);
+    const ptrdiff_t lim = (ptrdiff_t)1 << 30;
+    return p->sh == 1 && p->sw == 1 && p->Q == p->W && p->P * p->Q < lim &&
+           p->H + p->pt + (p->R - 1) * p->dh < lim && p->W + p->pl + (p->S - 1) * p->dw < lim;
 }
 
 /* Fill the plan for one call. itemsize 4 or 8; simple != 0 forces the simple path. */

@@ -51,6 +51,12 @@ cdef int _plan(direct_plan *p, tuple xs, tuple ws, tuple ys, Py_ssize_t sh, Py_s
         raise ValueError(f"y {ys} does not fit x {xs} and w {ws}")
     if act not in (0, 1, 2):
         raise ValueError(f"act must be 0, 1 or 2, got {act}")
+    # canonical geometries only (kernels/canonical.py): the row buffer and the index arithmetic are
+    # sized by padding, stride and dilation, which must stay of the order of the input
+    if max(pad_top, sh, dh) > 2 * p.H + 8 or max(pad_left, sw, dw) > 2 * p.W + 8:
+        raise ValueError(f"padding, stride and dilation must be at most 2*H + 8 and 2*W + 8 (x {xs}): got "
+                         f"padding ({pad_top}, {pad_left}), stride ({sh}, {sw}), dilation ({dh}, {dw}); "
+                         f"kernels.conv2d rewrites larger ones")
     p.Kg = p.K // groups
     p.act = act
     direct_make_plan(p, itemsize, simple)

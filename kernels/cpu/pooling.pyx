@@ -31,6 +31,24 @@ cdef extern from "pooling.h" nogil:
                           double alpha, double beta, double k, double *ws)
 
 
+def _check_window(Py_ssize_t H, Py_ssize_t W, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw,
+                  Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw):
+    """Canonical windows only (kernels/canonical.py): the workspace and the window loops are sized by
+    padding, stride, dilation and kernel size, which must stay of the order of the plane."""
+    if H < 1 or W < 1 or min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
+        raise ValueError(f"pooling needs a non-empty plane, positive kernel, stride and dilation and "
+                         f"non-negative padding, got plane {H}x{W}, kernel ({kh}, {kw}), stride ({sh}, {sw}), "
+                         f"dilation ({dh}, {dw}), padding ({ph}, {pw})")
+    if max(ph, sh, dh) > 2 * H + 8 or max(pw, sw, dw) > 2 * W + 8:
+        raise ValueError(f"padding, stride and dilation must be at most 2*H + 8 and 2*W + 8 (plane {H}x{W}): "
+                         f"got padding ({ph}, {pw}), stride ({sh}, {sw}), dilation ({dh}, {dw}); "
+                         f"kernels.max_pool2d / avg_pool2d rewrite larger ones")
+    # the dilated window fits the padded plane (no overflow: the right sides are of the plane's order)
+    if kh - 1 > (H + 2 * ph - 1) // dh or kw - 1 > (W + 2 * pw - 1) // dw:
+        raise ValueError(f"kernel ({kh}, {kw}) dilated by ({dh}, {dw}) is larger than the padded plane "
+                         f"{H + 2 * ph}x{W + 2 * pw}")
+
+
 def pool2d(const real[:, :, :, ::1] x, real[:, :, :, ::1] y, bint is_max, Py_ssize_t kh, Py_ssize_t kw,
            Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t dh, Py_ssize_t dw,
            bint count_include_pad, int nthreads):
@@ -38,6 +56,7 @@ def pool2d(const real[:, :, :, ::1] x, real[:, :, :, ::1] y, bint is_max, Py_ssi
     the geometry is already checked). A window covering a whole unpadded plane is the plane mean."""
     cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t P = y.shape[2], Q = y.shape[3]
+    _check_window(H, W, kh, kw, sh, sw, ph, pw, dh, dw)
     if (not is_max and P == 1 and Q == 1 and kh == H and kw == W and ph == 0 and pw == 0):
         global_avg_pool2d(x, y, nthreads)
         return

@@ -1,0 +1,429 @@
+/* blocked.h: the inference plan's kernels on the channel-blocked layout (NCHW16c, float32).
+
+   Layout (kernels/blocked.py has the whole contract): an activation is (N, Cb, H + 2h, W + 2h, 16),
+   16 channels innermost, a zero frame of h rows/columns around each plane. A convolution whose
+   padding is at most the input's halo reads its padding as zeros: no edge branches anywhere.
+
+   Written once over GCC vector extensions (bv = 16 floats): one zmm with AVX-512, two ymm with
+   AVX2, four xmm in the generic build, compiled per ISA like every kernel here.
+
+   Convolution (bconv_*): y[n, k, p, q] = act(bias[k] + sum_{c, r, s} w[k, c, r, s] *
+   x[n, c, p*sh + r*dh - pt, q*sw + s*dw - pl] [+ res[n, k, p, q]]). Register tile: KB output blocks
+   (16 channels each) x NP output pixels of one row, KB * NP <= 28 zmm accumulators; per input channel
+   of a tap, KB weight vectors are loaded and each pixel's input value is broadcast (the stride is
+   only the broadcast step). The input-channel reduction runs in chunks of `cbc` blocks whose weights
+   (KB x cbc x R x S x 16 x 16) stay in L2 while the chunk sweeps every row of the work item; between
+   chunks the partial sums go through y (one load and store per 16 x cbc x R x S FMAs). The same code
+   reads a zero-padded NCHW input (the stem: few channels, as the network's input arrives): the
+   "channel" step is then a plane and the pixel step 1. A work item is (image, KB-block group, band
+   of rows); every output element is reduced in one fixed order (chunks, then c, r, s), whatever the
+   thread count.
+
+   Depthwise (bdw_*): per block of 16 channels, acc[j] += w[r][s] * x[pixel j, tap r, s], the input
+   vectors of a row loaded once and shared by the taps that reuse them (stride 1 or 2).
+   Epilogue (all): + bias, + residual, then act 0 none, 1 ReLU, 2 ReLU6, 3 SiLU, 4 sigmoid; ReLU and
+   ReLU6 keep NaN (v < 0 is false for NaN); exp is a vectorisable polynomial (max rel. error ~2e-7).
+*/
+#ifndef CONVFORGE_BLOCKED_H
+#define CONVFORGE_BLOCKED_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define BL 16                      /* lanes of a block */
+#define BKB_MAX 4                  /* most output blocks in a register tile */
+#define BNP_MAX 14                 /* most pixels in a register tile */
+#define BCHUNK_BYTES (256 * 1024)  /* weights of one reduction chunk (kept in L2) */
+
+typedef float bv __attribute__((vector_size(64)));
+typedef float bvu __attribute__((vector_size(64), aligned(4)));
+#define BLD(p) (*(const bvu *)(p))
+#define BST(p, v) (*(bvu *)(p) = (v))
+#define B_INLINE static inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------- epilogue */
+
+/* exp(v) for finite v: 2^n * p(r), v = n ln2 + r, |r| <= ln2/2, clamped to the float range. */
+static inline float b_exp(float v)
+{
+    v = v < -87.0f ? -87.0f : (v > 88.0f ? 88.0f : v);
+    const float n = __builtin_roundf(v * 1.44269504088896341f);
+    const float r = v - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float b_act(float v, int act)
+{
+    switch (act) {
+    case 1: return v < 0.0f ? 0.0f : v;
+    case 2: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+    case 3: return v != v ? v : v / (1.0f + b_exp(-v));
+    case 4: return v != v ? v : 1.0f / (1.0f + b_exp(-v));
+    default: return v;
+    }
+}
+
+/* y[i] = act(y[i] + bias[i % 16] + res[i]) over n = pixels * 16 values (res may be NULL). */
+static inline void b_epilogue(float *restrict y, ptrdiff_t pixels, const float *restrict bias,
+                              const float *restrict res, int act)
+{
+    for (ptrdiff_t j = 0; j < pixels; j++) {
+        float *restrict yj = y + j * BL;
+        const float *restrict rj = res ? res + j * BL : NULL;
+        if (act == 0 || act == 1 || act == 2) {
+            for (int l = 0; l < BL; l++) {
+                float v = yj[l] + bias[l] + (rj ? rj[l] : 0.0f);
+                if (act >= 1) v = v < 0.0f ? 0.0f : v;
+                if (act == 2) v = v > 6.0f ? 6.0f : v;
+                yj[l] = v;
+            }
+        } else {
+            for (int l = 0; l < BL; l++)
+                yj[l] = b_act(yj[l] + bias[l] + (rj ? rj[l] : 0.0f), act);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- convolution */
+
+typedef struct {
+    /* element strides (floats): x (n, c-block or NCHW channel, row), y and res (n, block, row) */
+    ptrdiff_t xn, xc, xr, yn, yc, yr, rn, rc, rr;
+    ptrdiff_t N, Cb, CI, Kb, P, Q, R, S, sh, sw, dh, dw;
+    ptrdiff_t ps;      /* pixel step of x: 16 (blocked) or 1 (NCHW) */
+    ptrdiff_t cs;      /* input-channel step inside a block: 1 (blocked) or xc (NCHW) */
+    ptrdiff_t x0;      /* offset of output (0, 0)'s tap (0, 0) from x's origin */
+    int act;
+    /* the plan */
+    int kb;            /* output blocks per tile */
+    int np;            /* pixels per tile (the row's last tile may be shorter) */
+    ptrdiff_t ngrp;    /* KB-block groups */
+    ptrdiff_t cbc;     /* input blocks per reduction chunk */
+    ptrdiff_t band;    /* output rows per work item */
+    ptrdiff_t nband;
+    ptrdiff_t items;
+} bconv;
+
+static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
+
+/* Choose the tile, the chunks and the work items; `nthreads` only sizes the bands (the reduction
+   order never depends on it). */
+static void bconv_plan(bconv *g, int nthreads)
+{
+    /* output blocks per tile: 4 when the row is short enough for 4 x NP <= 24, else 2, else 1 */
+    int kb = g->Kb >= 4 && g->Kb % 4 == 0 ? 4 : (g->Kb % 3 == 0 ? 3 : (g->Kb >= 2 && g->Kb % 2 == 0 ? 2 : 1));
+    int npmax = kb == 4 ? 6 : (kb == 3 ? 8 : (kb == 2 ? 14 : 14));
+    /* a 7-wide row wants 7 pixels: 3 blocks x 7 beats 4 x 6 + 4 x 1 */
+    if (kb == 4 && g->Q % 7 == 0 && g->Q <= 14) { kb = 2; npmax = 14; }
+    const ptrdiff_t ntile = b_cdiv(g->Q, npmax);
+    g->kb = kb;
+    g->np = (int)b_cdiv(g->Q, ntile);
+    g->ngrp = g->Kb / kb;
+    const ptrdiff_t per_block = (ptrdiff_t)kb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
+    g->cbc = BCHUNK_BYTES / per_block;
+    if (g->cbc < 1) g->cbc = 1;
+    if (g->cbc > g->Cb) g->cbc = g->Cb;
+    g->cbc = b_cdiv(g->Cb, b_cdiv(g->Cb, g->cbc));     /* equal chunks */
+    /* bands of rows: enough items for the threads (>= 4 each when the layer allows) */
+    const ptrdiff_t want = 4 * (ptrdiff_t)nthreads;
+    ptrdiff_t nband = b_cdiv(want, g->N * g->ngrp);
+    if (nband > g->P) nband = g->P;
+    if (nband < 1) nband = 1;
+    g->band = b_cdiv(g->P, nband);
+    g->nband = b_cdiv(g->P, g->band);
+    g->items = g->N * g->ngrp * g->nband;
+}
+
+/* One tile: KB blocks x NP pixels at output row p, columns q0 .. q0+NP-1, input blocks
+   [cb0, cb0 + ncb). xp points at x's image n; wp at the weights of the group's first block. */
+/* MODE 1: blocked input at stride 1, 2: at stride 2 (the channel, pixel and broadcast steps are then
+   compile-time constants); 0: any (the NCHW stem, other strides). */
+B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int MODE, const float *restrict xp,
+                         const float *restrict wp, ptrdiff_t p, ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb,
+                         float *restrict yp, int first)
+{
+    const ptrdiff_t R = g->R, S = g->S;
+    const ptrdiff_t CI = MODE ? BL : g->CI, cs = MODE ? 1 : g->cs, ps = MODE ? BL : g->ps;
+    const ptrdiff_t js = MODE == 1 ? BL : (MODE == 2 ? 2 * BL : g->sw * g->ps);
+    const ptrdiff_t wkb = g->Cb * R * S * CI * BL;          /* between output blocks */
+    bv acc[BKB_MAX][BNP_MAX];
+    for (int k = 0; k < KB; k++)
+        for (int j = 0; j < NP; j++)
+            acc[k][j] = first ? (bv){0} : BLD(yp + k * g->yc + j * BL);
+    const float *xrow = xp + g->x0 + p * g->sh * g->xr + q0 * js;
+    for (ptrdiff_t cb = cb0; cb < cb0 + ncb; cb++) {
+        for (ptrdiff_t r = 0; r < R; r++) {
+            for (ptrdiff_t s = 0; s < S; s++) {
+                const float *xt = xrow + cb * g->xc + r * g->dh * g->xr + s * g->dw * ps;
+                const float *wt = wp + ((cb * R + r) * S + s) * CI * BL;
+                for (ptrdiff_t ci = 0; ci < CI; ci++) {
+                    bv wv[BKB_MAX];
+                    for (int k = 0; k < KB; k++) wv[k] = BLD(wt + k * wkb + ci * BL);
+                    const float *xc = xt + ci * cs;
+                    for (int j = 0; j < NP; j++) {
+                        const float xs = xc[j * js];
+                        for (int k = 0; k < KB; k++) acc[k][j] += wv[k] * xs;
+                    }
+                }
+            }
+        }
+    }
+    for (int k = 0; k < KB; k++)
+        for (int j = 0; j < NP; j++)
+            BST(yp + k * g->yc + j * BL, acc[k][j]);
+}
+
+#define BCONV_CALL(KBC, NPC) bconv_tile(g, KBC, NPC, MODE, xp, wp, p, q0, cb0, ncb, yp, first)
+#define BCONV_NP_CASES_1_8(KBC)                                                      \
+    case 1: BCONV_CALL(KBC, 1); break; case 2: BCONV_CALL(KBC, 2); break;            \
+    case 3: BCONV_CALL(KBC, 3); break; case 4: BCONV_CALL(KBC, 4); break;            \
+    case 5: BCONV_CALL(KBC, 5); break; case 6: BCONV_CALL(KBC, 6); break;            \
+    case 7: BCONV_CALL(KBC, 7); break; case 8: BCONV_CALL(KBC, 8); break;
+#define BCONV_NP_CASES_9_14(KBC)                                                     \
+    case 9: BCONV_CALL(KBC, 9); break; case 10: BCONV_CALL(KBC, 10); break;          \
+    case 11: BCONV_CALL(KBC, 11); break; case 12: BCONV_CALL(KBC, 12); break;        \
+    case 13: BCONV_CALL(KBC, 13); break; default: BCONV_CALL(KBC, 14); break;
+
+/* The tile instance for (kb, np): every case is a compile-time shape, so acc[][] lives in registers. */
+B_INLINE void bconv_tile_mode(const bconv *g, const int MODE, int kb, int np, const float *xp, const float *wp,
+                              ptrdiff_t p, ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
+{
+    switch (kb) {
+    case 1: switch (np) { BCONV_NP_CASES_1_8(1) BCONV_NP_CASES_9_14(1) } break;
+    case 2: switch (np) { BCONV_NP_CASES_1_8(2) BCONV_NP_CASES_9_14(2) } break;
+    case 3: switch (np) { case 1: BCONV_CALL(3, 1); break; case 2: BCONV_CALL(3, 2); break;
+                          case 3: BCONV_CALL(3, 3); break; case 4: BCONV_CALL(3, 4); break;
+                          case 5: BCONV_CALL(3, 5); break; case 6: BCONV_CALL(3, 6); break;
+                          case 7: BCONV_CALL(3, 7); break; default: BCONV_CALL(3, 8); break; } break;
+    default: switch (np) { case 1: BCONV_CALL(4, 1); break; case 2: BCONV_CALL(4, 2); break;
+                           case 3: BCONV_CALL(4, 3); break; case 4: BCONV_CALL(4, 4); break;
+                           case 5: BCONV_CALL(4, 5); break; default: BCONV_CALL(4, 6); break; }
+    }
+}
+#undef BCONV_NP_CASES_1_8
+#undef BCONV_NP_CASES_9_14
+#undef BCONV_CALL
+
+static void bconv_tile_s1(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
+                          ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
+{ bconv_tile_mode(g, 1, kb, np, xp, wp, p, q0, cb0, ncb, yp, first); }
+static void bconv_tile_s2(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
+                          ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
+{ bconv_tile_mode(g, 2, kb, np, xp, wp, p, q0, cb0, ncb, yp, first); }
+static void bconv_tile_gen(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
+                           ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
+{ bconv_tile_mode(g, 0, kb, np, xp, wp, p, q0, cb0, ncb, yp, first); }
+
+/* Work item `item`: image n, KB-block group, band of rows; all chunks, all rows, all tiles, then the
+   epilogue of each finished row. */
+static void bconv_item(const bconv *g, const float *x, const float *w, const float *bias, const float *res,
+                       float *y, ptrdiff_t item)
+{
+    const ptrdiff_t band = item % g->nband, grp = (item / g->nband) % g->ngrp, n = item / (g->nband * g->ngrp);
+    const ptrdiff_t p0 = band * g->band, p1 = p0 + g->band < g->P ? p0 + g->band : g->P;
+    const ptrdiff_t kb0 = grp * g->kb;
+    const float *xp = x + n * g->xn;
+    const float *wp = w + kb0 * g->Cb * g->R * g->S * g->CI * BL;
+    void (*tile)(const bconv *, int, int, const float *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                 ptrdiff_t, float *, int) = bconv_tile_gen;
+    if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 1) tile = bconv_tile_s1;
+    if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 2) tile = bconv_tile_s2;
+    for (ptrdiff_t cb0 = 0; cb0 < g->Cb; cb0 += g->cbc) {
+        const ptrdiff_t ncb = cb0 + g->cbc < g->Cb ? g->cbc : g->Cb - cb0;
+        for (ptrdiff_t p = p0; p < p1; p++) {
+            float *yrow = y + n * g->yn + kb0 * g->yc + p * g->yr;
+            for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += g->np) {
+                const int np = (int)(g->Q - q0 < g->np ? g->Q - q0 : g->np);
+                tile(g, g->kb, np, xp, wp, p, q0, cb0, ncb, yrow + q0 * BL, cb0 == 0);
+            }
+        }
+    }
+    for (ptrdiff_t k = kb0; k < kb0 + g->kb; k++)
+        for (ptrdiff_t p = p0; p < p1; p++)
+            b_epilogue(y + n * g->yn + k * g->yc + p * g->yr, g->Q, bias + k * BL,
+                       res ? res + n * g->rn + k * g->rc + p * g->rr : NULL, g->act);
+}
+
+/* ---------------------------------------------------------------- depthwise */
+
+typedef struct {
+    ptrdiff_t xn, xc, xr, yn, yc, yr, rn, rc, rr;
+    ptrdiff_t N, Cb, P, Q, R, S, sh, sw, dh, dw;
+    ptrdiff_t x0;
+    int act;
+} bdw;
+
+#define BDW_NP 8
+
+/* NP pixels of row p of block cb, input row pointer per tap row computed from the origin. */
+B_INLINE void bdw_tile(const bdw *g, const int NP, const int SW, const float *restrict xb,
+                       const float *restrict wb, ptrdiff_t p, ptrdiff_t q0, float *restrict yp)
+{
+    bv acc[BDW_NP];
+    for (int j = 0; j < NP; j++) acc[j] = (bv){0};
+    const ptrdiff_t S = g->S, dw = g->dw;
+    for (ptrdiff_t r = 0; r < g->R; r++) {
+        const float *row = xb + g->x0 + (p * g->sh + r * g->dh) * g->xr + q0 * SW * BL;
+        const float *wr = wb + r * S * BL;
+        for (ptrdiff_t s = 0; s < S; s++) {
+            const bv wv = BLD(wr + s * BL);
+            const float *xs = row + s * dw * BL;
+            for (int j = 0; j < NP; j++) acc[j] += wv * BLD(xs + j * SW * BL);
+        }
+    }
+    for (int j = 0; j < NP; j++) BST(yp + j * BL, acc[j]);
+}
+
+static void bdw_tile_any(const bdw *g, int np, const float *xb, const float *wb, ptrdiff_t p, ptrdiff_t q0,
+                         float *yp)
+{
+#define BDW_CASES(SWC)                                                                           \
+    switch (np) {                                                                                \
+    case 1: bdw_tile(g, 1, SWC, xb, wb, p, q0, yp); break; case 2: bdw_tile(g, 2, SWC, xb, wb, p, q0, yp); break; \
+    case 3: bdw_tile(g, 3, SWC, xb, wb, p, q0, yp); break; case 4: bdw_tile(g, 4, SWC, xb, wb, p, q0, yp); break; \
+    case 5: bdw_tile(g, 5, SWC, xb, wb, p, q0, yp); break; case 6: bdw_tile(g, 6, SWC, xb, wb, p, q0, yp); break; \
+    case 7: bdw_tile(g, 7, SWC, xb, wb, p, q0, yp); break; default: bdw_tile(g, 8, SWC, xb, wb, p, q0, yp); break; \
+    }
+    if (g->sw == 1) { BDW_CASES(1) }
+    else if (g->sw == 2) { BDW_CASES(2) }
+    else {
+        /* any other stride: one pixel at a time */
+        for (int j = 0; j < np; j++) {
+            bv acc = (bv){0};
+            for (ptrdiff_t r = 0; r < g->R; r++)
+                for (ptrdiff_t s = 0; s < g->S; s++)
+                    acc += BLD(wb + (r * g->S + s) * BL) *
+                           BLD(xb + g->x0 + (p * g->sh + r * g->dh) * g->xr + ((q0 + j) * g->sw + s * g->dw) * BL);
+            BST(yp + j * BL, acc);
+        }
+    }
+#undef BDW_CASES
+}
+
+/* Work item: one (image, block) plane, all rows. */
+static void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
+                     float *y, ptrdiff_t item)
+{
+    const ptrdiff_t n = item / g->Cb, cb = item % g->Cb;
+    const float *xb = x + n * g->xn + cb * g->xc;
+    const float *wb = w + cb * g->R * g->S * BL;
+    for (ptrdiff_t p = 0; p < g->P; p++) {
+        float *yrow = y + n * g->yn + cb * g->yc + p * g->yr;
+        for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += BDW_NP) {
+            const int np = (int)(g->Q - q0 < BDW_NP ? g->Q - q0 : BDW_NP);
+            bdw_tile_any(g, np, xb, wb, p, q0, yrow + q0 * BL);
+        }
+        b_epilogue(yrow, g->Q, bias + cb * BL, res ? res + n * g->rn + cb * g->rc + p * g->rr : NULL, g->act);
+    }
+}
+
+/* ---------------------------------------------------------------- pooling and small ops */
+
+/* Max or average pooling of one (image, block) plane, reading only the interior [0, H) x [0, W)
+   (x points at the interior origin); the divisor follows PyTorch (count_include_pad counts the
+   padding inside [-pad, n + pad), never the ceil_mode overhang). */
+static void bpool_plane(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrdiff_t W, float *restrict y,
+                        ptrdiff_t yr, ptrdiff_t P, ptrdiff_t Q, int is_max, ptrdiff_t kh, ptrdiff_t kw,
+                        ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw, int include_pad)
+{
+    for (ptrdiff_t p = 0; p < P; p++) {
+        const ptrdiff_t h0 = p * sh - ph, he = h0 + kh;
+        const ptrdiff_t ha = h0 < 0 ? 0 : h0, hb = he > H ? H : he;
+        for (ptrdiff_t q = 0; q < Q; q++) {
+            const ptrdiff_t w0 = q * sw - pw, we = w0 + kw;
+            const ptrdiff_t wa = w0 < 0 ? 0 : w0, wb = we > W ? W : we;
+            float acc[BL];
+            for (int l = 0; l < BL; l++) acc[l] = is_max ? -INFINITY : 0.0f;
+            for (ptrdiff_t h = ha; h < hb; h++)
+                for (ptrdiff_t c = wa; c < wb; c++) {
+                    const float *v = x + h * xr + c * BL;
+                    if (is_max) {
+                        for (int l = 0; l < BL; l++) acc[l] = (v[l] > acc[l] || v[l] != v[l]) ? v[l] : acc[l];
+                    } else {
+                        for (int l = 0; l < BL; l++) acc[l] += v[l];
+                    }
+                }
+            float *out = y + p * yr + q * BL;
+            if (is_max) {
+                for (int l = 0; l < BL; l++) out[l] = acc[l];
+            } else {
+                ptrdiff_t cnt;
+                if (include_pad) {
+                    const ptrdiff_t hh = (he < H + ph ? he : H + ph) - h0, ww = (we < W + pw ? we : W + pw) - w0;
+                    cnt = hh * ww;
+                } else {
+                    cnt = (hb - ha) * (wb - wa);
+                }
+                const float inv = 1.0f / (float)cnt;
+                for (int l = 0; l < BL; l++) out[l] = acc[l] * inv;
+            }
+        }
+    }
+}
+
+/* Mean of each lane over an H x W plane (x at the interior origin), summed in float64. */
+static void bmean_plane(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrdiff_t W, float *restrict out)
+{
+    double acc[BL] = {0};
+    for (ptrdiff_t h = 0; h < H; h++)
+        for (ptrdiff_t c = 0; c < W; c++)
+            for (int l = 0; l < BL; l++) acc[l] += (double)x[h * xr + c * BL + l];
+    for (int l = 0; l < BL; l++) out[l] = (float)(acc[l] / (double)(H * W));
+}
+
+/* y = x * s (per lane) over an H x W plane: the squeeze-and-excitation scale. */
+static void bscale_plane(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrdiff_t W, const float *restrict s,
+                         float *restrict y, ptrdiff_t yr)
+{
+    for (ptrdiff_t h = 0; h < H; h++)
+        for (ptrdiff_t c = 0; c < W; c++)
+            for (int l = 0; l < BL; l++) y[h * yr + c * BL + l] = x[h * xr + c * BL + l] * s[l];
+}
+
+/* y = act(a + b) over an H x W plane: a residual addition that no convolution's epilogue took. */
+static void badd_plane(const float *restrict a, ptrdiff_t ar, const float *restrict b, ptrdiff_t br,
+                       ptrdiff_t H, ptrdiff_t W, float *restrict y, ptrdiff_t yr, int act)
+{
+    for (ptrdiff_t h = 0; h < H; h++)
+        for (ptrdiff_t c = 0; c < W * BL; c++) {
+            float v = a[h * ar + c] + b[h * br + c];
+            if (act == 1 || act == 2) {
+                v = v < 0.0f ? 0.0f : v;
+                if (act == 2) v = v > 6.0f ? 6.0f : v;
+            } else if (act) {
+                v = b_act(v, act);
+            }
+            y[h * yr + c] = v;
+        }
+}
+
+/* Zero the frame of h rows/columns around an (H + 2h) x (W + 2h) plane (row stride yr; y at the
+   buffer's origin). */
+static void bzero_frame(float *restrict y, ptrdiff_t yr, ptrdiff_t H, ptrdiff_t W, ptrdiff_t h)
+{
+    if (h == 0) return;
+    const ptrdiff_t rows = H + 2 * h;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        float *row = y + r * yr;
+        if (r < h || r >= H + h) {
+            memset(row, 0, (size_t)(W + 2 * h) * BL * sizeof(float));
+        } else {
+            memset(row, 0, (size_t)h * BL * sizeof(float));
+            memset(row + (W + h) * BL, 0, (size_t)h * BL * sizeof(float));
+        }
+    }
+}
+
+#endif /* CONVFORGE_BLOCKED_H */

@@ -1,0 +1,270 @@
+"""The inference plan's float32 kernels on the channel-blocked layout (blocked.h; the layout and the
+simple NumPy version of each op are in kernels/blocked.py, with the same signatures).
+
+Buffers are (N, Cb, H + 2h, W + 2h, 16) float32 arrays whose three innermost axes are contiguous (a
+channel-block slice of a larger buffer qualifies: the N and block strides come from the array).
+Every function releases the GIL and runs `nthreads` OpenMP threads over independent work items whose
+reduction order depends on the geometry only, so results do not depend on the thread count. Each
+writes its output's interior and zeroes its frame (the layout's invariant).
+"""
+from cython.parallel cimport prange
+
+import numpy as np
+
+cdef extern from "blocked.h" nogil:
+    enum:
+        BL
+    ctypedef struct bconv:
+        Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
+        Py_ssize_t N, Cb, CI, Kb, P, Q, R, S, sh, sw, dh, dw
+        Py_ssize_t ps, cs, x0
+        int act
+        int kb, np
+        Py_ssize_t ngrp, cbc, band, nband, items
+    void bconv_plan(bconv *g, int nthreads)
+    void bconv_item(const bconv *g, const float *x, const float *w, const float *bias, const float *res,
+                    float *y, Py_ssize_t item)
+    ctypedef struct bdw:
+        Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
+        Py_ssize_t N, Cb, P, Q, R, S, sh, sw, dh, dw
+        Py_ssize_t x0
+        int act
+    void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
+                  float *y, Py_ssize_t item)
+    void bpool_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, float *y, Py_ssize_t yr,
+                     Py_ssize_t P, Py_ssize_t Q, int is_max, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
+                     Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int include_pad)
+    void bmean_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, float *out)
+    void bscale_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, const float *s, float *y,
+                      Py_ssize_t yr)
+    void badd_plane(const float *a, Py_ssize_t ar, const float *b, Py_ssize_t br, Py_ssize_t H, Py_ssize_t W,
+                    float *y, Py_ssize_t yr, int act)
+    void bzero_frame(float *y, Py_ssize_t yr, Py_ssize_t H, Py_ssize_t W, Py_ssize_t h)
+
+
+cdef inline Py_ssize_t _st(a, int axis):
+    """The stride of an axis in elements."""
+    return a.strides[axis] // 4
+
+
+def _check(a, name, ndim=5):
+    if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != ndim:
+        raise TypeError(f"{name} must be a {ndim}-D float32 numpy array")
+    if ndim == 5 and a.shape[4] != BL:
+        raise ValueError(f"{name} must have {BL} lanes innermost, got shape {a.shape}")
+
+
+def _frame(float[:, :, :, :, ::1] y, Py_ssize_t halo, int nthreads):
+    cdef Py_ssize_t i, N = y.shape[0], Cb = y.shape[1], H = y.shape[2] - 2 * halo, W = y.shape[3] - 2 * halo
+    cdef Py_ssize_t yr = y.strides[2] // 4
+    if halo == 0:
+        return
+    with nogil:
+        for i in prange(N * Cb, num_threads=nthreads, schedule="static"):
+            bzero_frame(&y[i // Cb, i % Cb, 0, 0, 0], yr, H, W, halo)
+
+
+def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,
+         int nthreads=1):
+    """y = act(conv(x, cw) + bias [+ res]) (kernels.blocked.conv's contract). x is a blocked buffer, or
+    for cw.nchw_input a zero-padded NCHW array (N, C, H + 2h, W + 2h)."""
+    cdef bconv g
+    cdef Py_ssize_t i
+    nchw = cw.nchw_input
+    _check(x, "x", 4 if nchw else 5)
+    _check(y, "y")
+    if res is not None:
+        _check(res, "res")
+    if x_halo < max(cw.pt, cw.pl):
+        raise ValueError(f"the input halo {x_halo} is smaller than the padding ({cw.pt}, {cw.pl})")
+    cdef const float[:, :, :, ::1] x4
+    cdef const float[:, :, :, :, ::1] x5
+    cdef float[:, :, :, :, ::1] y5 = y
+    cdef const float[:, :, :, :, ::1] r5
+    cdef const float[:, :, :, :, :, ::1] w6 = cw.w
+    cdef const float[::1] b1 = cw.bias
+    cdef const float *xp
+    cdef const float *rp = NULL
+    g.N = y.shape[0]
+    g.Kb = y.shape[1]
+    g.P = y.shape[2] - 2 * y_halo
+    g.Q = y.shape[3] - 2 * y_halo
+    g.R, g.S, g.sh, g.sw, g.dh, g.dw = cw.R, cw.S, cw.sh, cw.sw, cw.dh, cw.dw
+    if w6.shape[0] != g.Kb or w6.shape[5] != BL:
+        raise ValueError(f"the packed weights {cw.w.shape} do not fit y {y.shape}")
+    if nchw:
+        x4 = x
+        xp = &x4[0, 0, 0, 0]
+        g.Cb, g.CI = 1, x.shape[1]
+        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
+        g.ps, g.cs = 1, g.xc
+        Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
+    else:
+        x5 = x
+        xp = &x5[0, 0, 0, 0, 0]
+        g.Cb, g.CI = x.shape[1], BL
+        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
+        g.ps, g.cs = BL, 1
+        Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
+    if w6.shape[1] != g.Cb or w6.shape[4] != g.CI or w6.shape[2] != g.R or w6.shape[3] != g.S:
+        raise ValueError(f"the packed weights {cw.w.shape} do not fit x {x.shape}")
+    # every tap of every output must lie inside the buffer (the frame covers the padding)
+    if ((g.P - 1) * g.sh + (g.R - 1) * g.dh - cw.pt >= Hin + x_halo or
+            (g.Q - 1) * g.sw + (g.S - 1) * g.dw - cw.pl >= Win + x_halo):
+        raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
+    g.x0 = (x_halo - cw.pt) * g.xr + (x_halo - cw.pl) * g.ps
+    g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
+    if res is not None:
+        if tuple(res.shape[:2]) != tuple(y.shape[:2]) or res.shape[2] - 2 * r_halo != g.P or res.shape[3] - 2 * r_halo != g.Q:
+            raise ValueError(f"res {res.shape} (halo {r_halo}) does not match y {y.shape} (halo {y_halo})")
+        r5 = res
+        rp = &r5[0, 0, r_halo, r_halo, 0]
+        g.rn, g.rc, g.rr = _st(res, 0), _st(res, 1), _st(res, 2)
+    else:
+        g.rn = g.rc = g.rr = 0
+    if not 0 <= act <= 4:
+        raise ValueError(f"act must be 0 .. 4, got {act}")
+    g.act = act
+    bconv_plan(&g, nthreads)
+    cdef float *yp = &y5[0, 0, y_halo, y_halo, 0]
+    if g.N * g.Kb * g.P * g.Q == 0:
+        return
+    with nogil:
+        for i in prange(g.items, num_threads=nthreads, schedule="static"):
+            bconv_item(&g, xp, &w6[0, 0, 0, 0, 0, 0], &b1[0], rp, yp, i)
+    _frame(y, y_halo, nthreads)
+
+
+def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,
+              int nthreads=1):
+    """y = act(depthwise conv(x, dwt) + bias [+ res]) (kernels.blocked.depthwise's contract)."""
+    cdef bdw g
+    cdef Py_ssize_t i
+    _check(x, "x")
+    _check(y, "y")
+    if res is not None:
+        _check(res, "res")
+    if x_halo < max(dwt.pt, dwt.pl):
+        raise ValueError(f"the input halo {x_halo} is smaller than the padding ({dwt.pt}, {dwt.pl})")
+    cdef const float[:, :, :, :, ::1] x5 = x
+    cdef float[:, :, :, :, ::1] y5 = y
+    cdef const float[:, :, :, :, ::1] r5
+    cdef const float[:, :, :, ::1] w4 = dwt.w
+    cdef const float[::1] b1 = dwt.bias
+    cdef const float *rp = NULL
+    g.N, g.Cb = y.shape[0], y.shape[1]
+    g.P, g.Q = y.shape[2] - 2 * y_halo, y.shape[3] - 2 * y_halo
+    g.R, g.S, g.sh, g.sw, g.dh, g.dw = dwt.R, dwt.S, dwt.sh, dwt.sw, dwt.dh, dwt.dw
+    if x.shape[0] != g.N or x.shape[1] != g.Cb or w4.shape[0] != g.Cb or w4.shape[1] != g.R or w4.shape[2] != g.S:
+        raise ValueError(f"x {x.shape}, y {y.shape} and the packed weights {dwt.w.shape} do not fit")
+    Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
+    if ((g.P - 1) * g.sh + (g.R - 1) * g.dh - dwt.pt >= Hin + x_halo or
+            (g.Q - 1) * g.sw + (g.S - 1) * g.dw - dwt.pl >= Win + x_halo):
+        raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
+    g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
+    g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
+    g.x0 = (x_halo - dwt.pt) * g.xr + (x_halo - dwt.pl) * BL
+    if res is not None:
+        if tuple(res.shape[:2]) != tuple(y.shape[:2]) or res.shape[2] - 2 * r_halo != g.P or res.shape[3] - 2 * r_halo != g.Q:
+            raise ValueError(f"res {res.shape} (halo {r_halo}) does not match y {y.shape} (halo {y_halo})")
+        r5 = res
+        rp = &r5[0, 0, r_halo, r_halo, 0]
+        g.rn, g.rc, g.rr = _st(res, 0), _st(res, 1), _st(res, 2)
+    else:
+        g.rn = g.rc = g.rr = 0
+    if not 0 <= act <= 4:
+        raise ValueError(f"act must be 0 .. 4, got {act}")
+    g.act = act
+    if g.N * g.Cb * g.P * g.Q == 0:
+        return
+    with nogil:
+        for i in prange(g.N * g.Cb, num_threads=nthreads, schedule="static"):
+            bdw_item(&g, &x5[0, 0, 0, 0, 0], &w4[0, 0, 0, 0], &b1[0], rp, &y5[0, 0, y_halo, y_halo, 0], i)
+    _frame(y, y_halo, nthreads)
+
+
+def pool(x, Py_ssize_t x_halo, y, Py_ssize_t y_halo, bint is_max, kernel, stride, padding,
+         bint count_include_pad=True, int nthreads=1):
+    """Max or average pooling of the interior of x (kernels.blocked.pool's contract)."""
+    _check(x, "x")
+    _check(y, "y")
+    cdef const float[:, :, :, :, ::1] x5 = x
+    cdef float[:, :, :, :, ::1] y5 = y
+    cdef Py_ssize_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
+    cdef Py_ssize_t N = y.shape[0], Cb = y.shape[1], P = y.shape[2] - 2 * y_halo, Q = y.shape[3] - 2 * y_halo
+    cdef Py_ssize_t H = x.shape[2] - 2 * x_halo, W = x.shape[3] - 2 * x_halo, i
+    if x.shape[0] != N or x.shape[1] != Cb:
+        raise ValueError(f"x {x.shape} and y {y.shape} do not fit")
+    if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0 or 2 * ph > kh or 2 * pw > kw:
+        raise ValueError(f"bad pooling window: kernel {kernel}, stride {stride}, padding {padding}")
+    if (P - 1) * sh - ph >= H or (Q - 1) * sw - pw >= W:
+        raise ValueError(f"y {y.shape} has a window past x {x.shape}")
+    cdef Py_ssize_t xr = _st(x, 2), yr = _st(y, 2)
+    cdef int mx = is_max, inc = count_include_pad
+    if N * Cb * P * Q == 0:
+        return
+    with nogil:
+        for i in prange(N * Cb, num_threads=nthreads, schedule="static"):
+            bpool_plane(&x5[i // Cb, i % Cb, x_halo, x_halo, 0], xr, H, W, &y5[i // Cb, i % Cb, y_halo, y_halo, 0],
+                        yr, P, Q, mx, kh, kw, sh, sw, ph, pw, inc)
+    _frame(y, y_halo, nthreads)
+
+
+def global_avg_pool(x, Py_ssize_t x_halo, float[:, ::1] out, int nthreads=1):
+    """out (N, Cb*16) = each lane's mean over the interior plane (summed in float64)."""
+    _check(x, "x")
+    cdef const float[:, :, :, :, ::1] x5 = x
+    cdef Py_ssize_t N = x.shape[0], Cb = x.shape[1], H = x.shape[2] - 2 * x_halo, W = x.shape[3] - 2 * x_halo, i
+    cdef Py_ssize_t xr = _st(x, 2)
+    if out.shape[0] != N or out.shape[1] != Cb * BL:
+        raise ValueError(f"out must be ({N}, {Cb * BL}), got ({out.shape[0]}, {out.shape[1]})")
+    if N * Cb == 0:
+        return
+    with nogil:
+        for i in prange(N * Cb, num_threads=nthreads, schedule="static"):
+            bmean_plane(&x5[i // Cb, i % Cb, x_halo, x_halo, 0], xr, H, W, &out[i // Cb, (i % Cb) * BL])
+
+
+def scale_channels(x, Py_ssize_t x_halo, const float[:, ::1] s, y, Py_ssize_t y_halo, int nthreads=1):
+    """y = x * s[n, c] per channel, s (N, Cb*16): the squeeze-and-excitation scale."""
+    _check(x, "x")
+    _check(y, "y")
+    cdef const float[:, :, :, :, ::1] x5 = x
+    cdef float[:, :, :, :, ::1] y5 = y
+    cdef Py_ssize_t N = x.shape[0], Cb = x.shape[1], H = x.shape[2] - 2 * x_halo, W = x.shape[3] - 2 * x_halo, i
+    if tuple(y.shape[:2]) != (N, Cb) or y.shape[2] - 2 * y_halo != H or y.shape[3] - 2 * y_halo != W:
+        raise ValueError(f"x {x.shape} and y {y.shape} do not fit")
+    if s.shape[0] != N or s.shape[1] != Cb * BL:
+        raise ValueError(f"s must be ({N}, {Cb * BL}), got ({s.shape[0]}, {s.shape[1]})")
+    cdef Py_ssize_t xr = _st(x, 2), yr = _st(y, 2)
+    if N * Cb * H * W == 0:
+        return
+    with nogil:
+        for i in prange(N * Cb, num_threads=nthreads, schedule="static"):
+            bscale_plane(&x5[i // Cb, i % Cb, x_halo, x_halo, 0], xr, H, W, &s[i // Cb, (i % Cb) * BL],
+                         &y5[i // Cb, i % Cb, y_halo, y_halo, 0], yr)
+    _frame(y, y_halo, nthreads)
+
+
+def add(a, Py_ssize_t a_halo, b, Py_ssize_t b_halo, y, Py_ssize_t y_halo, int act=0, int nthreads=1):
+    """y = act(a + b) elementwise over the interiors."""
+    _check(a, "a")
+    _check(b, "b")
+    _check(y, "y")
+    cdef const float[:, :, :, :, ::1] a5 = a
+    cdef const float[:, :, :, :, ::1] b5 = b
+    cdef float[:, :, :, :, ::1] y5 = y
+    cdef Py_ssize_t N = y.shape[0], Cb = y.shape[1], H = y.shape[2] - 2 * y_halo, W = y.shape[3] - 2 * y_halo, i
+    for name, t, h in (("a", a, a_halo), ("b", b, b_halo)):
+        if tuple(t.shape[:2]) != (N, Cb) or t.shape[2] - 2 * h != H or t.shape[3] - 2 * h != W:
+            raise ValueError(f"{name} {t.shape} (halo {h}) does not match y {y.shape} (halo {y_halo})")
+    if not 0 <= act <= 4:
+        raise ValueError(f"act must be 0 .. 4, got {act}")
+    cdef Py_ssize_t ar = _st(a, 2), br = _st(b, 2), yr = _st(y, 2)
+    if N * Cb * H * W == 0:
+        return
+    with nogil:
+        for i in prange(N * Cb, num_threads=nthreads, schedule="static"):
+            badd_plane(&a5[i // Cb, i % Cb, a_halo, a_halo, 0], ar, &b5[i // Cb, i % Cb, b_halo, b_halo, 0], br,
+                       H, W, &y5[i // Cb, i % Cb, y_halo, y_halo, 0], yr, act)
+    _frame(y, y_halo, nthreads)

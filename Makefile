@@ -59,7 +59,15 @@ test-wheel: wheel
 	  $$venv/bin/python -c "import kernels, cnn, os; assert 'site-packages' in kernels.__file__, kernels.__file__; print('testing', os.path.dirname(kernels.__file__), kernels.cpu_info()['isa'])" && \
 	  $$venv/bin/python -m pytest -q -p no:cacheprovider $(TEST_ARGS) tests
 
-bench: build
+# The benchmarks' peers, pyproject.toml's [peers] extra (ONNX Runtime, OpenVINO, onnx), for `make bench`
+# only: the requirements the installed package's metadata lists for the extra, so nothing is rebuilt.
+PEERS_STAMP := $(VENV)/.peers-installed
+
+$(PEERS_STAMP): $(STAMP)
+	@$(PY) -c "from importlib.metadata import requires; print('\n'.join(r.split(';')[0] for r in requires('convforge') if 'extra == \"peers\"' in r))" > $(VENV)/peers-requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/peers-requirements.txt && touch $@ || echo "peers not installed: the benchmarks run without ONNX Runtime and OpenVINO"
+
+bench: build $(PEERS_STAMP)
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 # Every CUDA source must compile for Hopper (sm_90); run where nvcc exists (CI runs it when it does).

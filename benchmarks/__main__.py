@@ -1,6 +1,6 @@
 """python -m benchmarks [kernels|separable|networks] [--full] [--device cpu|cuda|all] [--threads N]
                        [--out DIR] [--layers PATTERN] [--shape SPEC ...] [--algorithms a,b]
-                       [--networks a,b] [--dtype float32]
+                       [--networks a,b] [--peers a,b|none] [--onnx-cache DIR] [--dtype float32]
 
 Without a subcommand: a quick version of all three (about 5 minutes on 2 cores). Writes results.json,
 PNG plots and report.md under --out (default bench-out/) and prints the tables as it goes.
@@ -9,6 +9,9 @@ Your own layer: `kernels --shape N,C,H,K,R[,stride,pad,groups]` (repeatable; str
 groups 1 unless given) or `separable --shape n,c,k,f` (an f x f convolution n x n x c -> k against its
 depthwise-separable replacement). `--layers` picks by name within each suite (kernels: the layer set's
 names; separable: the comparisons' names); with --shape it adds those to your layers.
+
+The peers (ONNX Runtime and OpenVINO, `pip install ".[peers]"`) run beside PyTorch in the kernels and
+networks suites on the CPU whenever they are installed; --peers picks some or none.
 """
 from __future__ import annotations
 
@@ -25,13 +28,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 import kernels
 
 from . import layers as layerset
-from . import machine, suite_kernels, suite_networks, suite_separable, tables
+from . import machine, peers, suite_kernels, suite_networks, suite_separable, tables
 from .backends import CpuBackend, cuda_backend_or_exit
 from .timing import FULL, QUICK, Budget
 
 SUITES = ("kernels", "separable", "networks")
 SCHEMA = "convforge-bench/1"
-NETWORK_BUDGET = {"quick": Budget(seconds=3.0, min_rounds=5, max_rounds=50), "full": Budget(seconds=8.0, min_rounds=7)}
+# quick: 3 s of timed calls per network and batch, and no fewer than 2 rounds (VGG-16 at batch 8 with
+# four contenders takes about 3 s a round); the breakdown and ORT's profile over NETWORK_PASSES passes
+NETWORK_BUDGET = {"quick": Budget(seconds=3.0, min_rounds=2, max_rounds=50), "full": Budget(seconds=8.0, min_rounds=7)}
+NETWORK_PASSES = {"quick": 3, "full": 5}
 
 
 def parse_args(argv=None):
@@ -49,7 +55,12 @@ def parse_args(argv=None):
                    help=f"your own layer (repeatable): kernels {layerset.SHAPE_FIELDS}, "
                         f"separable {suite_separable.SHAPE_FIELDS}")
     p.add_argument("--algorithms", help=f"comma-separated subset of {','.join(kernels.ALGORITHMS)}")
-    p.add_argument("--networks", help="comma-separated network names (default: a quick subset; all with --full)")
+    p.add_argument("--networks", help="comma-separated network names (default: the eight of the inference-plan "
+                                      "issue's bars; every network with --full)")
+    p.add_argument("--peers", help=f"comma-separated subset of {','.join(peers.PEERS)}, or 'none' (default: "
+                                   f"every one installed; {peers.INSTALL_HINT})")
+    p.add_argument("--onnx-cache", default=peers.default_cache_dir(),
+                   help="folder of the networks' ONNX exports, reused across runs (default: %(default)s)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     a = p.parse_args(argv)
     if a.threads < 1:
@@ -59,6 +70,11 @@ def parse_args(argv=None):
     if bad:
         p.error(f"--algorithms: unknown {bad}; choose from {','.join(kernels.ALGORITHMS)}")
     a.networks = [s.strip() for s in a.networks.split(",")] if a.networks else None
+    names = None if a.peers is None else [] if a.peers.strip() == "none" else [s.strip() for s in a.peers.split(",")]
+    try:
+        a.peer_versions, a.peers_missing = peers.select(names)
+    except ValueError as e:
+        p.error(str(e))
     if a.layers and a.suite == "networks":
         p.error("--layers picks layers of the kernels and separable suites; networks takes --networks a,b")
     if a.shape and a.suite not in ("kernels", "separable"):
@@ -103,10 +119,10 @@ def make_console():
     return Console(width=None if sys.stdout.isatty() else 200)
 
 
-def backends_for(device, threads, console):
+def backends_for(device, threads, console, peer_versions=None):
     out = []
     if device in ("cpu", "all"):
-        out.append(CpuBackend(threads))
+        out.append(CpuBackend(threads, peer_versions))
     if device in ("cuda", "all"):
         if device == "all" and not kernels.gpu_available():
             console.print("[yellow]--device all: no usable CUDA device, running on the CPU only[/]")
@@ -118,13 +134,16 @@ def backends_for(device, threads, console):
 def main(argv=None):
     args = parse_args(argv)
     console = make_console()
-    backends = backends_for(args.device, args.threads, console)   # fails early when --device cuda has no GPU
+    backends = backends_for(args.device, args.threads, console, args.peer_versions)   # fails early without a GPU
     machine.set_threads(args.threads)
     suites = [args.suite] if args.suite else list(SUITES)
     mode = "full" if args.full else "quick"
     budget = FULL if args.full else QUICK
     for note in args.skipped:
         console.print(f"[yellow]{note}: that suite is skipped[/]")
+    if args.peers_missing and {"kernels", "networks"} & set(suites):
+        console.print(f"[yellow]peers not installed, not run: {', '.join(args.peers_missing)} "
+                      f"({peers.INSTALL_HINT})[/]")
     if args.layer_list is None:
         suites = [s for s in suites if s != "kernels"]
     if args.separable_items is None:
@@ -134,7 +153,9 @@ def main(argv=None):
     results = {"schema": SCHEMA, "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
                "mode": mode, "suites": suites, "options": {"threads": args.threads, "dtype": args.dtype,
                                                           "layers": args.layers, "shapes": args.shape,
-                                                          "algorithms": args.algorithms},
+                                                          "algorithms": args.algorithms,
+                                                          "peers": list(args.peer_versions),
+                                                          "peers_missing": args.peers_missing},
                "machine": machine.describe(args.threads), "devices": {}, "ceilings": {}}
     for s in SUITES:
         results[s] = {}
@@ -165,9 +186,11 @@ def main(argv=None):
                 progress.console.print(tables.separable_table(sec))
             if "networks" in suites:
                 sec = suite_networks.run(backend, full=args.full, networks=args.networks, dtype=args.dtype,
-                                         budget=NETWORK_BUDGET[mode], progress=progress)
+                                         budget=NETWORK_BUDGET[mode], progress=progress, ceilings=ceilings,
+                                         cache_dir=args.onnx_cache, passes=NETWORK_PASSES[mode])
                 results["networks"][backend.name] = sec
-                progress.console.print(tables.networks_table(sec))
+                for t in tables.networks_tables(sec):
+                    progress.console.print(t)
     results["wall_s"] = time.perf_counter() - t_start
     results["load_average_end"] = machine.load_average()
     busy = max((results["machine"]["load_average"] or [0])[0], (results["load_average_end"] or [0])[0])

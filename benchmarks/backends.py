@@ -1,5 +1,6 @@
 """Where a benchmark runs: the CPU (numpy arrays, perf_counter) or a CUDA device (cupy arrays, CUDA
-events), and PyTorch's baseline on the same device when torch imports.
+events), and PyTorch's baseline on the same device when torch imports; on the CPU also the inference
+engines of benchmarks.peers (ONNX Runtime, OpenVINO) that were asked for and are installed.
 
 A backend moves numpy arrays to its device, gives the timer for our calls and for PyTorch's, and
 builds PyTorch's convolution on the same data. On the GPU PyTorch runs with cuDNN's benchmark mode on
@@ -25,9 +26,10 @@ def import_torch():
 class CpuBackend:
     name = "cpu"
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, peers: dict | None = None):
         self.threads = threads
         self.torch = import_torch()
+        self.peers = dict(peers or {})            # name in benchmarks.peers.PEERS -> its version
         self.timer_ours = cpu_timer
         self.timer_torch = cpu_timer
 
@@ -60,12 +62,13 @@ class CpuBackend:
         return {"pytorch": self.torch_conv(x, w, b, stride, pad, groups)}
 
     def describe(self):
-        return {"device": "cpu", "threads": self.threads}
+        return {"device": "cpu", "threads": self.threads, "peers": self.peers}
 
 
 class CudaBackend:
     """CuPy arrays through kernels.conv2d's CUDA kernels; CUDA events for the timings."""
     name = "cuda"
+    peers = {}                                    # ONNX Runtime and OpenVINO run on the CPU only
 
     def __init__(self):
         import cupy

@@ -1,5 +1,6 @@
 """PNG plots of a results dict (matplotlib, Agg): the roofline with every layer on it, GFLOP/s per layer
-and algorithm, theoretical vs measured separable ratios, and where each network's time goes."""
+and algorithm (and peer), theoretical vs measured separable ratios, each network's forward time per
+contender, and where each network's time goes, ours beside ONNX Runtime's profile."""
 from __future__ import annotations
 
 import os
@@ -10,9 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .peers import LABEL, PEERS  # noqa: E402
+
 CLASS_COLOR = {"regular": "tab:blue", "pointwise": "tab:green", "depthwise": "tab:red"}
 ALG_COLOR = {"direct": "tab:blue", "im2col": "tab:orange", "pointwise": "tab:green", "depthwise": "tab:red",
-             "auto": "tab:purple", "pytorch": "black", "pytorch_cl": "dimgray"}
+             "auto": "tab:purple", "pytorch": "black", "pytorch_cl": "dimgray", "onnxruntime": "tab:olive",
+             "openvino": "tab:cyan"}
+OTHER = "other (ours: Python, copies, allocation; ORT: its session)"
+CONTENDER_COLOR = {"ours": "tab:red", "pytorch": "black", "onnxruntime": "tab:olive", "openvino": "tab:cyan"}
 
 
 def _save(fig, out, name):
@@ -60,8 +66,7 @@ def roofline(section, ceilings, out, device):
 def kernel_bars(section, out, device):
     rows = section["rows"]
     names = section["algorithms"] + ["auto", "pytorch"]
-    if any("pytorch_cl" in r["results"] for r in rows):
-        names.append("pytorch_cl")
+    names += [n for n in ("pytorch_cl", *PEERS) if any(n in r["results"] for r in rows)]
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(max(10, 0.75 * len(rows) + 3), 6))
     xs = np.arange(len(rows))
@@ -110,27 +115,62 @@ def separable(section, out, device):
 
 
 def network_breakdown(section, out, device):
-    rows = section["rows"]
+    """One bar per network and batch split by op type, as a share of our forward pass; where ONNX
+    Runtime profiled the network, its bar under ours, scaled to its time against ours (100% = ours)."""
+    def parts(share, scale):
+        """{category: %}, ours' and ORT's 'other' (the time between timed ops) as one category"""
+        out = {}
+        for k, v in share.items():
+            key = OTHER if k.startswith("other") else k
+            out[key] = out.get(key, 0.0) + v * scale
+        return out
+    bars = []                                   # (label, {category: % of our forward time})
+    for r in section["rows"]:
+        ours = r["breakdown"]
+        bars.append((f"{r['network']} b{r['batch']}", parts(ours["share"], 100.0)))
+        ort = r.get("ort_breakdown")
+        if ort:
+            bars.append(("ONNX Runtime (profile)", parts(ort["share"], 100 * ort["forward_s"] / ours["forward_s"])))
     types = []
-    for r in rows:
-        for k in r["breakdown"]["share"]:
-            if k not in types:
-                types.append(k)
-    labels = [f"{r['network']} b{r['batch']}" for r in rows]
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(rows) + 2))
-    left = np.zeros(len(rows))
+    for _, parts in bars:
+        types += [k for k in parts if k not in types]
+    ys = np.arange(len(bars))
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(bars) + 2))
+    left = np.zeros(len(bars))
     colors = [plt.get_cmap("tab10")(i) for i in range(10)] + [plt.get_cmap("Pastel1")(i) for i in range(9)]
     for i, k in enumerate(types):
-        vals = np.array([r["breakdown"]["share"].get(k, 0.0) * 100 for r in rows])
-        color = "lightgray" if k.startswith("other") else colors[i % len(colors)]
-        ax.barh(labels, vals, left=left, label=k, color=color)
+        vals = np.array([parts.get(k, 0.0) for _, parts in bars])
+        color = "lightgray" if k == OTHER else colors[i % len(colors)]
+        ax.barh(ys, vals, left=left, label=k, color=color)
         left += vals
+    ax.set_yticks(ys, [label for label, _ in bars], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("share of the forward pass time (%)")
-    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of our forward pass time (%); a peer's bar is its time against ours")
+    ax.set_xlim(0, max(100.0, float(left.max()) * 1.02))
     ax.set_title(f"Where each network's forward time goes, by op type ({device})")
     ax.legend(fontsize=7, bbox_to_anchor=(1.01, 1), loc="upper left")
     return _save(fig, out, f"networks_breakdown_{device}.png")
+
+
+def network_ms(section, out, device):
+    """Forward time per network and batch, one bar per contender that was timed (log scale)."""
+    rows = section["rows"]
+    names = ["ours"] + [c for c in section.get("contenders", ["pytorch"])
+                        if any((r.get(c) or {}).get("status") == "ok" for r in rows)]
+    width = 0.8 / len(names)
+    xs = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(rows) + 3), 6))
+    for i, n in enumerate(names):
+        vals = [r[n]["median_s"] * 1e3 if (r.get(n) or {}).get("status") == "ok" else 0.0 for r in rows]
+        ax.bar(xs + (i - len(names) / 2 + 0.5) * width, vals, width, label=LABEL.get(n, n),
+               color=CONTENDER_COLOR.get(n))
+    ax.set_xticks(xs, [f"{r['network']} b{r['batch']}" for r in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("forward pass, ms (median; log)")
+    ax.set_title(f"Forward time per network and contender ({device}, {section['dtype']}); missing bar = not timed")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=len(names))
+    return _save(fig, out, f"networks_ms_{device}.png")
 
 
 def make_all(results, out):
@@ -146,4 +186,5 @@ def make_all(results, out):
     for device, sec in results.get("networks", {}).items():
         if sec["rows"]:
             images.setdefault("networks", {})[device] = network_breakdown(sec, out, device)
+            images.setdefault("network_ms", {})[device] = network_ms(sec, out, device)
     return images

@@ -4,6 +4,9 @@ from __future__ import annotations
 import math
 import os
 
+from . import tables
+from .peers import LABEL, PEERS, SHORT
+
 
 def _sig(v):
     """Three significant digits, no exponent for the sizes these tables hold."""
@@ -50,8 +53,15 @@ def machine_section(results):
     return "## Machine\n\n" + "\n".join(lines) + "\n"
 
 
+def _peer_cell(res):
+    if res.get("status") != "ok":
+        return "-" if res.get("status") in (None, "n/a") else res["status"].split(":")[0]
+    return f"{_f(res.get('vs_best'))}x ({_sig(res['gflops'])})"
+
+
 def kernels_section(sec, images, device):
     algs = sec["algorithms"] + ["auto"]
+    peers = [p for p in PEERS if any(p in r["results"] for r in sec["rows"])]
     rows = []
     for r in sec["rows"]:
         res = r["results"]
@@ -68,18 +78,21 @@ def kernels_section(sec, images, device):
         best = res.get(r.get("best") or "", {})
         cells += [_f(best.get("pct_peak"), "{:.3g}"), _f(best.get("pct_roofline"), "{:.3g}"),
                   {True: "yes", False: "**no**"}.get(r.get("auto_within_noise"), "-")]
-        rows.append(cells)
+        rows.append(cells + [_peer_cell(res.get(p, {})) for p in peers])
     s = sec["summary"]
     out = [f"## Kernels ({device}, {sec['dtype']})\n",
            "Ratio = PyTorch's time / ours in the same run, interleaved (> 1: ours faster); GFLOP/s in brackets; "
            "the best explicit algorithm in bold. %peak and %roof are the best algorithm's share of the measured "
            "FMA peak and of the roofline min(peak, intensity x DRAM bandwidth) at the layer's intensity; a "
-           "layer whose data stays in cache can pass 100% of that roof.\n",
+           "layer whose data stays in cache can pass 100% of that roof."
+           + (f" {', '.join(LABEL[p] for p in peers)}: the peer's time / our best algorithm's (> 1: ours faster) "
+              "on the layer as a one-Conv ONNX model, its GFLOP/s in brackets." if peers else "") + "\n",
            _table(["layer", "class", "GFLOP", "FLOP/B", "PyTorch ms", "PyTorch GF/s", *algs, "%peak", "%roof",
-                   "auto ok"], rows), "",
+                   "auto ok", *[SHORT[p] for p in peers]], rows), "",
            "### Geometric mean of the ratio to PyTorch, per layer class\n",
-           _table(["class", "layers", "best", *algs],
-                  [[c, e["layers"], f"{e['best']:.2f}x", *[_f(e.get(a), "{:.2f}x") for a in algs]]
+           _table(["class", "layers", "best", *algs, *[f"{SHORT[p]} / best" for p in peers]],
+                  [[c, e["layers"], f"{e['best']:.2f}x", *[_f(e.get(a), "{:.2f}x") for a in algs],
+                    *[_f(e.get(f"{p}_vs_best"), "{:.2f}x") for p in peers]]
                    for c, e in s["geomean_ratio"].items()]), "",
            "### Bars\n",
            _table(["bar", "measured", "target", "met"],
@@ -169,23 +182,92 @@ def separable_section(sec, images, device, ceilings):
              "time than multiplications; the blue ticks are the roofline's prediction")])
 
 
+def _timed_cells(row, contender):
+    d = tables.timed(row, contender)
+    if d is None:
+        return ["**mismatch**" if (row.get(contender) or {}).get("status") == "mismatch" else "-", "-"]
+    return [f"{d['median_s'] * 1e3:.2f}", f"{d['ratio']:.2f}x"]
+
+
+def _peer_settings(sec):
+    lines = []
+    for p, st in sec.get("peer_settings", {}).items():
+        lines.append(f"- {LABEL[p]} {st.get('version', '')}: " + ", ".join(
+            f"{k} {v}" for k, v in st.items() if k != "version"))
+    return "\n".join(lines)
+
+
+def _not_timed(sec):
+    """One line per contender that was not timed on some row, and why."""
+    out = []
+    for r in sec["rows"]:
+        for c in sec.get("contenders", ["pytorch"]):
+            d = r.get(c) or {}
+            if d.get("status") in ("mismatch", "missing"):
+                out.append(f"- {r['network']} b{r['batch']}: {LABEL[c]} not timed: {d['why']}")
+    return "\n".join(out)
+
+
 def networks_section(sec, images, device):
+    contenders = sec.get("contenders", ["pytorch"])
     rows = []
     for r in sec["rows"]:
         share = sorted(r["breakdown"]["share"].items(), key=lambda kv: -kv[1])[:4]
-        pt = r.get("pytorch")
-        rows.append([r["network"], r["batch"], f"{r['macs'] / 1e9:.3g}", f"{r['ours']['median_s'] * 1e3:.2f}",
-                     f"{r['ours']['images_per_s']:.1f}", _sig(r['ours']['gflops']),
-                     _f(pt and pt["median_s"] * 1e3), _f(r.get("ratio"), "{:.2f}x"),
-                     ", ".join(f"{k} {v * 100:.0f}%" for k, v in share)])
-    return "\n".join([
-        f"## Networks ({device}, {sec['dtype']})\n",
-        "Forward pass latency (median), throughput and GFLOP/s (2 x MACs / time); PyTorch runs the same network "
-        "written in torch.nn with the same weights; ratio = PyTorch's time / ours. The breakdown times every op "
-        "call of a forward pass; 'other' is what lies between them (Python, copies, allocation).\n",
-        _table(["network", "batch", "GMACs", "ours ms", "img/s", "GFLOP/s", "PyTorch ms", "ratio",
-                "where our time goes"], rows), "",
-        _img(images, "networks", device, "Share of each network's forward time per op type")])
+        cells = [r["network"], r["batch"], f"{r['macs'] / 1e9:.3g}", f"{r['ours']['median_s'] * 1e3:.2f}",
+                 f"{r['ours']['images_per_s']:.1f}", _sig(r['ours']['gflops']), _f(r["ours"].get("pct_peak"), "{:.0f}")]
+        for c in contenders:
+            cells += _timed_cells(r, c)
+        rows.append(cells + [", ".join(f"{k} {v * 100:.0f}%" for k, v in share)])
+    header = ["network", "batch", "GMACs", "ours ms", "img/s", "GFLOP/s", "% peak"]
+    for c in contenders:
+        header += [f"{SHORT[c]} ms", f"x {SHORT[c]}"]
+    peers = [c for c in contenders if c in PEERS]
+    out = [f"## Networks ({device}, {sec['dtype']})\n",
+           "Forward pass latency (median), throughput, GFLOP/s (2 x MACs / time) and its share of the measured "
+           "FMA peak. PyTorch runs the same network written in torch.nn with the same weights"
+           + (f"; {' and '.join(LABEL[p] for p in peers)} run that network's ONNX export "
+              "(`torch.onnx.export(..., dynamo=False)`)" if peers else "")
+           + ". Every contender is called once per round, in rotating order; x = its time / ours, per round "
+           "(> 1: ours faster). A contender whose output is not within 1e-3 (relative) of ours is not timed. "
+           "The breakdown times every op call of our forward pass; 'other' is what lies between them (Python, "
+           "copies, allocation).\n",
+           _table(header + ["where our time goes"], rows), ""]
+    settings = _peer_settings(sec)
+    if settings:
+        out += ["Peer settings, as the engines report them:\n", settings, ""]
+    missed = _not_timed(sec)
+    if missed:
+        out += [missed, ""]
+    prof = [r for r in sec["rows"] if r.get("ort_breakdown")]
+    if prof:
+        cats = tables.breakdown_categories(prof)
+        out += ["### Where the time goes: ours against ONNX Runtime's own profile\n",
+                "ms per forward pass, ours / ONNX Runtime's, per op category. ORT's side is its per-node profile "
+                "(SessionOptions.enable_profiling): each node's kernel time by its op type, a Conv by the shape of "
+                "its weights; its 'other' is the session's own time between nodes. ORT folds batch-norm into the "
+                "convolutions and fuses bias, residual add and activation into its Conv nodes, so those "
+                "categories are ours alone.\n",
+                _table(["network", "total", *cats],
+                       [[f"{r['network']} b{r['batch']}", *tables.breakdown_cells(r, cats)] for r in prof]), "",
+                "ONNX Runtime's nodes per op type (one run): " + "; ".join(
+                    f"{r['network']} b{r['batch']}: "
+                    + ", ".join(f"{k} {v}" for k, v in r["ort_breakdown"]["calls"].items())
+                    + f" ({r['ort_breakdown']['fused_add']} Conv with the residual add fused)" for r in prof), ""]
+    s = sec.get("summary") or {}
+    if s.get("ratio"):
+        out += ["### Each contender's time / ours over the rows, and the bars\n",
+                _table(["contender", "rows", "geometric mean", "smallest", "at"],
+                       [[LABEL[c], e["rows"], f"{e['geomean']:.2f}x", f"{e['min']:.2f}x", e["min_at"]]
+                        for c, e in s["ratio"].items()]), ""]
+        if s.get("bars"):
+            out += [_table(["bar", "measured", "target", "met"],
+                           [[b["what"], f"{b['value']:.2f}x" if b["unit"] == "x" else f"{b['value']:.0f}%",
+                             f">= {b['target']:g}{b['unit']}", "yes" if b["met"] else "**NO**"]
+                            for b in s["bars"]]), ""]
+    out.append(_img(images, "network_ms", device, "Forward time per network and contender (log scale)"))
+    out.append(_img(images, "networks", device, "Where each network's forward time goes, by op type: ours, and "
+                    "ONNX Runtime's profile scaled to its time (100% = our forward pass)"))
+    return "\n".join(out)
 
 
 def write(results, images, out):

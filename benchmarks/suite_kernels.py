@@ -1,5 +1,8 @@
 """`python -m benchmarks kernels`: the layer set x every algorithm that accepts the layer, "auto" and
-PyTorch, interleaved per layer; GFLOP/s, the ratio to PyTorch, % of the peak and % of the roofline.
+PyTorch, interleaved per layer; GFLOP/s, the ratio to PyTorch, % of the peak and % of the roofline. On
+the CPU in float32 the installed peers (benchmarks.peers: ONNX Runtime, OpenVINO) run the layer as a
+one-Conv ONNX model in the same comparison, once their output agrees with ours; their ratio is their
+time / our best algorithm's and / auto's.
 
 The summary holds the bars of the CPU-kernels issue: per layer class the geometric mean of the best
 algorithm's ratio and of each algorithm's, the smallest layers, the thread scaling on vgg.c3_2, and
@@ -14,6 +17,7 @@ from kernels.select import choose_algorithm
 from kernels.shapes import check_algorithm
 
 from . import layers as layerset
+from . import peers
 from .machine import set_threads
 from .roofline import conv_bytes, conv_flops, intensity, metrics
 from .timing import compare, geomean, paired_ratio, within_noise
@@ -38,14 +42,37 @@ def _to_host(a):
     return a.get() if hasattr(a, "get") else (a.cpu().numpy() if hasattr(a, "cpu") else a)
 
 
+def peer_contenders(layer, backend, dtype, x, w, b, y_auto):
+    """name -> callable of each of the backend's peers on this layer whose output agrees with ours
+    (`y_auto`, auto's), name -> status of every peer, name -> its error relative to ours."""
+    names = list(backend.peers)
+    if not names or y_auto is None:
+        return {}, {}, {}
+    if np.dtype(dtype) != np.float32:
+        return {}, {p: "n/a" for p in names}, {}
+    try:
+        sessions = peers.layer_sessions(names, x.shape, w, b, layer.geometry, backend.threads)
+    except Exception as e:                         # onnx missing, or an engine that refuses the model
+        return {}, {p: f"error: {type(e).__name__}: {e}" for p in names}, {}
+    fns, status, errors = {}, {}, {}
+    for p, session in sessions.items():
+        errors[p] = peers.rel_error(session(x), y_auto)
+        if errors[p] <= peers.TOLERANCE:
+            fns[p], status[p] = (lambda session=session: session(x)), "ok"
+        else:
+            status[p] = f"mismatch: relative error {errors[p]:.1e} to ours"
+    return fns, status, errors
+
+
 def contenders(layer, algorithms, backend, dtype):
     """name -> callable for this layer: our algorithms that accept it (and are built), "auto", and
-    PyTorch's variants; plus name -> status for the ones left out and the output check."""
+    PyTorch's variants; plus name -> status for the ones left out and the output check. The peers'
+    callables come in a dict of their own, after PyTorch's."""
     g = layer.geometry
     x, w, b = layer.arrays(dtype)
     xd, wd, bd = backend.array(x), backend.array(w), backend.array(b)
     fns, status, errors = {}, {}, {}
-    torch_fns = {}
+    torch_fns, y_auto = {}, None
     if backend.torch is not None:
         torch_fns = backend.torch_variants(x, w, b, layer.stride, layer.pad, layer.groups,
                                            layer.layer_class == "depthwise")
@@ -71,24 +98,28 @@ def contenders(layer, algorithms, backend, dtype):
             continue
         if backend.torch is not None:
             errors[alg] = _rel_error(_to_host(y), ref)
+        if alg == "auto":
+            y_auto = _to_host(y)
         status[alg] = "ok"
         fns[alg] = call
-    return fns, torch_fns, status, errors
+    peer_fns, peer_status, peer_errors = peer_contenders(layer, backend, dtype, x, w, b, y_auto)
+    status.update(peer_status)
+    return fns, torch_fns, peer_fns, status, {**errors, **peer_errors}
 
 
 def bench_layer(layer, algorithms, backend, dtype, budget, ceilings):
     g = layer.geometry
     flops, nbytes = conv_flops(g), conv_bytes(g, np.dtype(dtype).itemsize)
-    fns, torch_fns, status, errors = contenders(layer, algorithms, backend, dtype)
+    fns, torch_fns, peer_fns, status, errors = contenders(layer, algorithms, backend, dtype)
     timers = {n: backend.timer_torch for n in torch_fns}
-    timers.update({n: backend.timer_ours for n in fns})
-    stats = compare({**fns, **torch_fns}, budget, timers)
+    timers.update({n: backend.timer_ours for n in fns})    # the peers run on the CPU: cpu_timer
+    stats = compare({**fns, **torch_fns, **peer_fns}, budget, timers)
     base = min(torch_fns, key=lambda n: stats[n].median) if torch_fns else None
     row = {"layer": layer.name, "class": layer.layer_class, "N": layer.N, "C": layer.C, "HW": layer.HW,
            "K": layer.K, "RS": layer.RS, "stride": layer.stride, "pad": layer.pad, "groups": layer.groups,
            "macs": g.macs, "flops": flops, "bytes": nbytes, "intensity": intensity(flops, nbytes),
            "baseline": base, "results": {}}
-    for name in list(fns) + list(torch_fns):
+    for name in list(fns) + list(torch_fns) + list(peer_fns):
         res = {"status": "ok", **stats[name].as_dict(),
                **metrics(flops, nbytes, stats[name].median, ceilings, dtype)}
         if name in fns:
@@ -96,12 +127,14 @@ def bench_layer(layer, algorithms, backend, dtype, budget, ceilings):
                                     if name == "auto" else name)
             if name in errors:
                 res["rel_error_vs_pytorch"] = errors[name]
+        if name in peer_fns:
+            res["rel_error_vs_ours"] = errors[name]
         if base is not None:
             res["ratio"] = paired_ratio(stats[base], stats[name])
         row["results"][name] = res
     for name, st in status.items():
         if st != "ok":
-            row["results"][name] = {"status": st}
+            row["results"][name] = {"status": st, **({"rel_error_vs_ours": errors[name]} if name in errors else {})}
     explicit = [a for a in fns if a != "auto"]
     if explicit:
         best = min(explicit, key=lambda a: stats[a].median)
@@ -109,6 +142,11 @@ def bench_layer(layer, algorithms, backend, dtype, budget, ceilings):
         if "auto" in fns:
             row["auto_within_noise"] = within_noise(stats["auto"], stats[best])
             row["auto_vs_best"] = paired_ratio(stats[best], stats["auto"])
+    for p in peer_fns:                             # their time / ours: > 1, ours faster
+        res = row["results"][p]
+        res["vs_auto"] = paired_ratio(stats[p], stats["auto"])
+        if "best" in row:
+            res["vs_best"] = paired_ratio(stats[p], stats[row["best"]])
     return row
 
 
@@ -160,6 +198,10 @@ def summarize(rows, algorithms, scaling):
             vals = [r["results"][alg]["ratio"] for r in mine if r["results"].get(alg, {}).get("status") == "ok"]
             if vals:
                 entry[alg] = geomean(vals)
+        for p in peers.PEERS:                      # the peer's time / our best algorithm's
+            vals = [r["results"][p]["vs_best"] for r in mine if "vs_best" in r["results"].get(p, {})]
+            if vals:
+                entry[f"{p}_vs_best"] = geomean(vals)
         by_class[cls] = entry
     bars = []
     named = [r for r in rows if r["layer"] in layerset.BY_NAME]

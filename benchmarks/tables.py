@@ -5,6 +5,8 @@ import math
 
 from rich.table import Table
 
+from .peers import PEERS, SHORT
+
 
 def _sig(v):
     """Three significant digits, no exponent for the sizes these tables hold."""
@@ -21,10 +23,28 @@ def _ratio_style(r, target=1.0):
     return "green" if r >= target else ("yellow" if r >= 0.5 * target else "red")
 
 
+def _peers_in(rows, where=lambda r: r.get("results", {})):
+    """The peers that appear in any of these rows, in PEERS order."""
+    return [p for p in PEERS if any(p in where(r) for r in rows)]
+
+
+def _peer_cell(res, key="vs_best"):
+    """A peer's cell: its time / ours (> 1: ours faster) and its GFLOP/s, or why it was not timed."""
+    if res.get("status") != "ok":
+        st = res.get("status", "-")
+        return "[dim]-[/]" if st == "n/a" else f"[red]{st.split(':')[0]}[/]"
+    ratio = res.get(key)
+    if ratio is None:                              # no explicit algorithm of ours ran: GFLOP/s alone
+        return _sig(res["gflops"])
+    return f"[{_ratio_style(ratio)}]{_f(ratio)}x[/] ({_sig(res['gflops'])})"
+
+
 def kernels_table(section):
     algs = section["algorithms"] + ["auto"]
+    peers = _peers_in(section["rows"])
     t = Table(title=f"kernels ({section['device']}, {section['dtype']}): ratio = PyTorch time / ours "
-                    f"(> 1: ours faster), GFLOP/s in brackets",
+                    f"(> 1: ours faster), GFLOP/s in brackets"
+                    + ("; peer columns: the peer's time / our best algorithm's" if peers else ""),
               header_style="bold", show_lines=False)
     for col in ("layer", "class", "GFLOP", "FLOP/B", "PyTorch ms", "PyTorch GF/s"):
         t.add_column(col, justify="left" if col in ("layer", "class") else "right")
@@ -32,6 +52,8 @@ def kernels_table(section):
         t.add_column(a, justify="right")
     for col in ("best", "%peak", "%roof", "auto ok"):
         t.add_column(col, justify="right")
+    for p in peers:
+        t.add_column(SHORT[p], justify="right")
     for row in section["rows"]:
         res = row["results"]
         base = res.get(row["baseline"]) if row["baseline"] else None
@@ -50,6 +72,7 @@ def kernels_table(section):
         best = res.get(row.get("best"), {})
         cells += [row.get("best", "-"), _f(best.get("pct_peak"), "{:.3g}"), _f(best.get("pct_roofline"), "{:.3g}"),
                   {True: "yes", False: "[red]no[/]"}.get(row.get("auto_within_noise"), "-")]
+        cells += [_peer_cell(res.get(p, {})) for p in peers]
         t.add_row(*cells)
     return t
 
@@ -57,15 +80,20 @@ def kernels_table(section):
 def kernels_summary_tables(section):
     s = section["summary"]
     algs = section["algorithms"] + ["auto"]
-    g = Table(title="geometric mean of the ratio to PyTorch per layer class", header_style="bold")
+    peers = [p for p in PEERS if any(f"{p}_vs_best" in e for e in s["geomean_ratio"].values())]
+    g = Table(title="geometric mean of the ratio to PyTorch per layer class"
+                    + ("; peers: their time / our best algorithm's" if peers else ""), header_style="bold")
     g.add_column("class")
     g.add_column("layers", justify="right")
     g.add_column("best", justify="right")
     for a in algs:
         g.add_column(a, justify="right")
+    for p in peers:
+        g.add_column(f"{SHORT[p]} / best", justify="right")
     for cls, e in s["geomean_ratio"].items():
         g.add_row(cls, str(e["layers"]), f"[{_ratio_style(e['best'])}]{e['best']:.2f}x[/]",
-                  *[_f(e.get(a), "{:.2f}x") for a in algs])
+                  *[_f(e.get(a), "{:.2f}x") for a in algs],
+                  *[f"[{_ratio_style(e.get(f'{p}_vs_best'))}]{_f(e.get(f'{p}_vs_best'), '{:.2f}x')}[/]" for p in peers])
     b = Table(title="bars (ratio to PyTorch, same run, interleaved)", header_style="bold")
     for col in ("bar", "measured", "target", "met"):
         b.add_column(col, justify="left" if col == "bar" else "right")
@@ -99,20 +127,115 @@ def separable_table(section):
     return t
 
 
+def timed(row, contender):
+    """The contender's timing dict in a networks row, or None when it was not timed."""
+    d = row.get(contender)
+    return d if d and d.get("status") == "ok" else None
+
+
+def _not_timed(row, contender):
+    d = row.get(contender) or {}
+    return "[red]mismatch[/]" if d.get("status") == "mismatch" else "-"
+
+
 def networks_table(section):
-    t = Table(title=f"networks ({section['device']}, {section['dtype']}): forward pass", header_style="bold")
-    for col in ("network", "batch", "GMACs", "ours ms", "img/s", "GFLOP/s", "PyTorch ms", "ratio",
-                "where our time goes (share of the forward pass)"):
-        t.add_column(col, justify="left" if col in ("network",) or col.startswith("where") else "right")
+    contenders = section.get("contenders", ["pytorch"])
+    t = Table(title=f"networks ({section['device']}, {section['dtype']}): forward pass; x = the contender's "
+                    f"time / ours, per round (> 1: ours faster)", header_style="bold")
+    for col in ("network", "batch", "GMACs", "ours ms", "img/s", "GFLOP/s", "%peak"):
+        t.add_column(col, justify="left" if col == "network" else "right")
+    for c in contenders:
+        t.add_column(f"{SHORT[c]} ms", justify="right")
+        t.add_column(f"x {SHORT[c]}", justify="right")
+    t.add_column("where our time goes (share of the forward pass)")
     for row in section["rows"]:
         share = row["breakdown"]["share"]
         top = ", ".join(f"{k} {v * 100:.0f}%" for k, v in sorted(share.items(), key=lambda kv: -kv[1])[:4])
-        pt = row.get("pytorch")
-        t.add_row(row["network"], str(row["batch"]), f"{row['macs'] / 1e9:.3g}",
-                  f"{row['ours']['median_s'] * 1e3:.2f}", f"{row['ours']['images_per_s']:.1f}",
-                  _sig(row['ours']['gflops']), _f(pt and pt["median_s"] * 1e3, "{:.2f}"),
-                  f"[{_ratio_style(row.get('ratio'))}]{_f(row.get('ratio'))}x[/]" if pt else "-", top)
+        ours = row["ours"]
+        cells = [row["network"], str(row["batch"]), f"{row['macs'] / 1e9:.3g}", f"{ours['median_s'] * 1e3:.2f}",
+                 f"{ours['images_per_s']:.1f}", _sig(ours["gflops"]), _f(ours.get("pct_peak"), "{:.0f}")]
+        for c in contenders:
+            d = timed(row, c)
+            cells += ([f"{d['median_s'] * 1e3:.2f}", f"[{_ratio_style(d['ratio'])}]{d['ratio']:.2f}x[/]"] if d
+                      else [_not_timed(row, c), "-"])
+        t.add_row(*cells, top)
     return t
+
+
+def _category(key):
+    """Our breakdown's and ORT's 'other' (what lies between the timed ops) share one column."""
+    return "other" if key.startswith("other") else key
+
+
+def breakdown_categories(rows):
+    """The categories of our breakdowns and ORT's profiles in these rows: ours' largest first, 'other' last."""
+    ours, cats = {}, set()
+    for r in rows:
+        for k, v in r["breakdown"]["seconds"].items():
+            ours[_category(k)] = ours.get(_category(k), 0.0) + v
+        cats |= {_category(k) for k in r["ort_breakdown"]["seconds"]}
+    return sorted(cats | set(ours), key=lambda k: (k == "other", -ours.get(k, 0.0), k))
+
+
+def category_seconds(breakdown, category):
+    return sum(v for k, v in breakdown["seconds"].items() if _category(k) == category)
+
+
+def breakdown_cells(row, categories):
+    """'ours / ORT' ms of the row's total and of each category ('-' where neither spends time)."""
+    o, p = row["breakdown"], row["ort_breakdown"]
+    cells = [f"{o['forward_s'] * 1e3:.2f} / {p['forward_s'] * 1e3:.2f}"]
+    for c in categories:
+        a, b = category_seconds(o, c), category_seconds(p, c)
+        cells.append(f"{a * 1e3:.2f} / {b * 1e3:.2f}" if a or b else "-")
+    return cells
+
+
+def breakdown_table(section):
+    """ms per op category: ours / ONNX Runtime's own profile (None when ORT did not run)."""
+    rows = [r for r in section["rows"] if r.get("ort_breakdown")]
+    if not rows:
+        return None
+    cats = breakdown_categories(rows)
+    t = Table(title="where the time goes, ms per forward pass: ours / ONNX Runtime's per-node profile (ORT folds "
+                    "batch-norm and fuses bias, residual add and activation into its Conv nodes)", header_style="bold")
+    t.add_column("network")
+    for c in ["total", *cats]:
+        t.add_column(c, justify="right")
+    for r in rows:
+        t.add_row(f"{r['network']} b{r['batch']}", *breakdown_cells(r, cats))
+    return t
+
+
+def networks_summary_tables(section):
+    s = section.get("summary") or {}
+    if not s.get("ratio"):
+        return None
+    t = Table(title="networks: each contender's time / ours over the rows (> 1: ours faster), and the bars",
+              header_style="bold")
+    for col in ("contender", "rows", "geometric mean", "smallest", "at"):
+        t.add_column(col, justify="left" if col in ("contender", "at") else "right")
+    for c, e in s["ratio"].items():
+        t.add_row(SHORT[c], str(e["rows"]), f"[{_ratio_style(e['geomean'])}]{e['geomean']:.2f}x[/]",
+                  f"[{_ratio_style(e['min'])}]{e['min']:.2f}x[/]", e["min_at"])
+    b = Table(title="bars of the inference-plan issue (on this run's rows)", header_style="bold")
+    for col in ("bar", "measured", "target", "met"):
+        b.add_column(col, justify="left" if col == "bar" else "right")
+    for bar in s["bars"]:
+        unit = bar["unit"]
+        b.add_row(bar["what"], f"{bar['value']:.2f}{unit}" if unit == "x" else f"{bar['value']:.0f}{unit}",
+                  f">= {bar['target']:g}{unit}", "[green]yes[/]" if bar["met"] else "[red]NO[/]")
+    return [t, b] if s["bars"] else [t]
+
+
+def networks_tables(section):
+    """The networks table, ours beside ORT's profile, and the ratio summary with the bars."""
+    out = [networks_table(section)]
+    b = breakdown_table(section)
+    if b is not None:
+        out.append(b)
+    out += networks_summary_tables(section) or []
+    return out
 
 
 def ceilings_table(device, c):

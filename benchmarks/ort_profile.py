@@ -23,7 +23,9 @@ CATEGORY = {"MaxPool": "pooling", "AveragePool": "pooling", "GlobalAveragePool":
             "GlobalMaxPool": "pooling", "Gemm": "linear", "MatMul": "linear", "FusedGemm": "linear",
             "FusedMatMul": "linear", "Relu": "activation", "Clip": "activation", "Sigmoid": "activation",
             "HardSigmoid": "activation", "Tanh": "activation", "Softmax": "activation", "Elu": "activation",
-            "LeakyRelu": "activation", "Add": "residual add / SE scale", "Mul": "residual add / SE scale",
+            "LeakyRelu": "activation", "HardSwish": "activation", "Gelu": "activation",
+            "QuickGelu": "activation",            # x * sigmoid(alpha x): ORT's fusion of SiLU (EfficientNet)
+            "Add": "residual add / SE scale", "Mul": "residual add / SE scale",
             "Sum": "residual add / SE scale", "Concat": "concat / flatten", "Flatten": "concat / flatten",
             "Reshape": "concat / flatten", "BatchNormalization": "batch-norm", "LRN": "LRN",
             "ReorderInput": "layout reorder (NCHWc)", "ReorderOutput": "layout reorder (NCHWc)"}

@@ -229,6 +229,18 @@ def test_aggregate_recorded_profile():
         ort_profile.aggregate(events, skip_runs=2)
 
 
+def test_aggregate_maps_op_types():
+    """EfficientNet's SiLU is ORT's QuickGelu (an activation); an op type outside the map keeps its name."""
+    events = [{"cat": "Session", "name": "model_run", "ts": 0, "dur": 100, "args": {}}]
+    for i, op in enumerate(("QuickGelu", "Mul", "Resize")):
+        events.append({"cat": "Node", "name": f"n{i}_kernel_time", "ts": 10 * (i + 1), "dur": 5,
+                       "args": {"op_name": op, "input_type_shape": [{"float": [1, 8, 4, 4]}]}})
+    agg = ort_profile.aggregate(events)
+    for category in ("activation", "residual add / SE scale", "Resize"):
+        assert agg["seconds"][category] == pytest.approx(5e-6)
+    assert agg["seconds"][ort_profile.OTHER] == pytest.approx(85e-6)
+
+
 # --- the engines on our weights --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("peer", PEER_PARAMS)

@@ -73,7 +73,6 @@ def rel_error(y, ref) -> float:
 
 class OnnxRuntime:
     """One ONNX Runtime inference session; calling it runs one forward pass and returns the output."""
-    name = "onnxruntime"
 
     def __init__(self, model_path: str, threads: int, profile_prefix: str | None = None):
         ort = importlib.import_module("onnxruntime")
@@ -99,7 +98,6 @@ class OnnxRuntime:
 class OpenVino:
     """One OpenVINO compiled model on the CPU and its infer request; calling it runs one forward pass
     and returns a copy of the output (the input is shared, not copied, as ours and ORT's are)."""
-    name = "openvino"
 
     def __init__(self, model_path: str, threads: int):
         ov = importlib.import_module("openvino")
@@ -111,10 +109,11 @@ class OpenVino:
         if precision != ov.Type.f32:
             raise RuntimeError(f"OpenVINO compiled the model at precision {precision.get_type_name()}, not f32: "
                                f"its times would not be fp32 against fp32")
-        # what it runs with, read back from the compiled model
+        # what it runs with, read back from the compiled model (enums as their names, for results.json)
+        read = {k: self.compiled.get_property(k)
+                for k in ("PERFORMANCE_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS", "ENABLE_CPU_PINNING")}
         self.settings = {"version": ov.__version__, "device": "CPU", "INFERENCE_PRECISION_HINT": "f32",
-                         **{k: self.compiled.get_property(k) for k in ("PERFORMANCE_HINT", "INFERENCE_NUM_THREADS",
-                                                                        "NUM_STREAMS", "ENABLE_CPU_PINNING")}}
+                         **{k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in read.items()}}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.request.infer({0: x}, share_inputs=True)[0]

@@ -12,14 +12,17 @@ are at most 2*H + 8 in height and 2*W + 8 in width, so no buffer or loop a kerne
 outgrows the input. act is 0 (none), 1 (ReLU) or 2 (ReLU6), applied after the bias; NaN propagates.
 The kernel releases the GIL and uses exactly `nthreads` OpenMP threads; its result does not depend
 on nthreads. Capability checks live in shapes.check_algorithm, not in the kernels.
+
+algorithm="auto" on the CPU may also run the blocked route (kernels/blocked_route.py, the same
+contract with the geometry as one argument), and may measure on the first call of a geometry
+(kernels/select.py says when and how; CONVFORGE_AUTOTUNE=0 leaves the choice to the rules).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import _threads, cpu
+from . import _threads, blocked_route, cpu, select
 from ._device import array_kind
-from .select import choose_algorithm
 from .shapes import check_algorithm, conv_geometry
 
 ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}
@@ -70,8 +73,9 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, algori
     g = conv_geometry(x.shape, w.shape, stride, padding, dilation, groups)
     if not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a string, got {algorithm!r}")
-    if algorithm == "auto":
-        algorithm = choose_algorithm(g, kind)
+    auto = algorithm == "auto"
+    if auto:
+        algorithm = select.rules(g, kind)     # on the CPU a measurement may still choose another below
     check_algorithm(algorithm, g)
     act = _activation_code(activation)
 
@@ -91,6 +95,29 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, algori
     if bias is not None:
         bias = np.ascontiguousarray(bias)
     kg = plan.geometry
-    _threads.run(cpu.load(algorithm).conv2d, x, w, bias, y, kg.sh, kg.sw, kg.pad_top, kg.pad_left, kg.dh,
-                 kg.dw, kg.groups, act)
+    if auto:
+        def run(impl, out):
+            out = np.empty(g.out_shape, dtype=x.dtype) if out is None else out
+            _run_cpu(impl, x, w, bias, out, kg, act)
+            return out
+
+        def prepare(impl):             # one-time costs, paid before a measurement times impl
+            if impl == "blocked":
+                _threads.run(blocked_route.weights, w, bias, kg)
+            else:
+                cpu.load(impl)
+
+        algorithm, measured = select.auto(g, x.dtype, run, prepare)
+        if measured is not None:
+            return measured
+    _run_cpu(algorithm, x, w, bias, y, kg, act)
     return y
+
+
+def _run_cpu(impl, x, w, bias, y, kg, act):
+    """Run one CPU implementation (an algorithm, or auto's "blocked" route) of canonical geometry kg."""
+    if impl == "blocked":
+        _threads.run(blocked_route.conv2d, x, w, bias, y, kg, act)
+        return
+    _threads.run(cpu.load(impl).conv2d, x, w, bias, y, kg.sh, kg.sw, kg.pad_top, kg.pad_left, kg.dh,
+                 kg.dw, kg.groups, act)

@@ -8,7 +8,8 @@
 Your own network: subclass cnn.layers.Module, build it from cnn.layers and write its forward pass with
 cnn.functional and Python operators (README, "Build your own network").
 """
-from . import cost, functional, layers, models
+from . import cost, functional, layers, models, plan
+from .plan import compile, prepare
 from .summary import Summary, summary
 
-__all__ = ["Summary", "cost", "functional", "layers", "models", "summary"]
+__all__ = ["Summary", "compile", "cost", "functional", "layers", "models", "plan", "prepare", "summary"]

@@ -14,6 +14,7 @@ as in torch so that torch code calling them runs, but the forward pass is the sa
 """
 from __future__ import annotations
 
+import contextvars
 import os
 import warnings
 
@@ -23,6 +24,19 @@ from . import ops as _ops
 from .checks import torch_hint
 
 WEIGHT_SUFFIXES = (".npz", ".pt", ".pth")
+
+# Edits of any module (attribute assignment or deletion: weights, children, load_state_dict, .to()):
+# a counter that only grows, so that an inference plan can tell cheaply that nothing changed since it
+# was built (cnn/plan). A lost increment between two threads still moves it.
+_edits = [0]
+
+
+def edits():
+    return _edits[0]
+
+
+# True while a module's forward pass runs: only the top-level call of a network goes through its plan.
+_inside = contextvars.ContextVar("cnn_inside_forward", default=False)
 
 
 def _frozen(a):
@@ -103,6 +117,7 @@ class Module:
     training = False        # see the module docstring: a flag only, the forward pass ignores it
 
     def __setattr__(self, name, value):
+        _edits[0] += 1
         children = self.__dict__.setdefault("_children", {})
         if isinstance(value, Module):
             children[name] = value
@@ -111,6 +126,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
+        _edits[0] += 1
         self.__dict__.get("_children", {}).pop(name, None)
         object.__delattr__(self, name)
 
@@ -200,10 +216,22 @@ class Module:
                 if err is not None:
                     raise err
         ops = _ops.current()
+        if ops is _ops.FAST and len(args) == 1 and not kwargs and not _inside.get():
+            from .. import plan
+            y = plan.implicit(self, args[0])
+            if y is not None:
+                return y
         if ops.host64:              # the reference: every module computes on float64 host arrays
             args = tuple(ops.h(a) if hasattr(a, "shape") and hasattr(a, "dtype") else a for a in args)
-        if not ops.records:
-            return self.forward(*args, **kwargs)
+        token = _inside.set(True)
+        try:
+            if not ops.records:
+                return self.forward(*args, **kwargs)
+            return self._recorded(ops, args, kwargs)
+        finally:
+            _inside.reset(token)
+
+    def _recorded(self, ops, args, kwargs):
         ops.enter(self)
         try:
             y = self.forward(*args, **kwargs)
@@ -214,6 +242,12 @@ class Module:
 
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} has no forward pass")
+
+    def prepare(self, shape):
+        """The inference plan of this network for float32 inputs of `shape` (cnn/plan): built now or
+        reused; net(x) also uses it. Returns the Plan (callable like the network)."""
+        from .. import plan
+        return plan.prepare(self, shape)
 
     # --- parameters ------------------------------------------------------------------------------
     def num_parameters(self):

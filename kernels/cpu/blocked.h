@@ -45,55 +45,79 @@ typedef float bvu __attribute__((vector_size(64), aligned(4)));
 
 /* ---------------------------------------------------------------- epilogue */
 
-/* exp(v) for finite v: 2^n * p(r), v = n ln2 + r, |r| <= ln2/2, clamped to the float range. */
-static inline float b_exp(float v)
+typedef int32_t bvi __attribute__((vector_size(64)));
+
+/* m ? a : b per lane (m from a vector comparison: all ones or zero) */
+B_INLINE bv b_sel(bvi m, bv a, bv b) { return (bv)(((bvi)a & m) | ((bvi)b & ~m)); }
+
+/* exp(v): 2^n * p(r), v = n ln2 + r, |r| <= ln2/2 (Cephes' expf polynomial), v clamped to the float
+   range; NaN stays NaN (comparisons with NaN are false, so the clamps keep it). */
+B_INLINE bv b_vexp(bv v)
 {
-    v = v < -87.0f ? -87.0f : (v > 88.0f ? 88.0f : v);
-    const float n = __builtin_roundf(v * 1.44269504088896341f);
-    const float r = v - n * 0.693359375f + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
+    const bv lo = (bv){0} - 87.0f, hi = (bv){0} + 88.0f;
+    v = b_sel(v < lo, lo, v);
+    v = b_sel(v > hi, hi, v);
+    const bv magic = (bv){0} + 12582912.0f;               /* 1.5 * 2^23: adds then subtracts = round */
+    const bv n = (v * 1.44269504088896341f + magic) - magic;
+    const bv r = v - n * 0.693359375f + n * 2.12194440e-4f;
+    bv p = (bv){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    const bvi e = (__builtin_convertvector(n, bvi) + 127) << 23;
+    return p * (bv)e;
 }
 
-static inline float b_act(float v, int act)
+/* The activation of the epilogue; ReLU/ReLU6 keep NaN (v < 0 is false for NaN). */
+B_INLINE bv b_vact(bv v, const int act)
 {
+    const bv zero = {0}, six = zero + 6.0f;
     switch (act) {
-    case 1: return v < 0.0f ? 0.0f : v;
-    case 2: return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
-    case 3: return v != v ? v : v / (1.0f + b_exp(-v));
-    case 4: return v != v ? v : 1.0f / (1.0f + b_exp(-v));
+    case 1: return b_sel(v < zero, zero, v);
+    case 2: v = b_sel(v < zero, zero, v); return b_sel(v > six, six, v);
+    case 3: return v / (1.0f + b_vexp(-v));
+    case 4: return 1.0f / (1.0f + b_vexp(-v));
     default: return v;
     }
 }
 
-/* y[i] = act(y[i] + bias[i % 16] + res[i]) over n = pixels * 16 values (res may be NULL). */
-static inline void b_epilogue(float *restrict y, ptrdiff_t pixels, const float *restrict bias,
-                              const float *restrict res, int act)
+/* The epilogue of a finished tile of kb blocks (block stride yc) x np pixels, still in L1:
+   y = act(y + bias [+ res]) (res: the residual's tile, block stride rc, or NULL). */
+B_INLINE void b_epi_act(float *y, ptrdiff_t yc, int kb, int np, const float *bias, const float *res,
+                        ptrdiff_t rc, const int ACT)
 {
-    for (ptrdiff_t j = 0; j < pixels; j++) {
-        float *restrict yj = y + j * BL;
-        const float *restrict rj = res ? res + j * BL : NULL;
-        if (act == 0 || act == 1 || act == 2) {
-            for (int l = 0; l < BL; l++) {
-                float v = yj[l] + bias[l] + (rj ? rj[l] : 0.0f);
-                if (act >= 1) v = v < 0.0f ? 0.0f : v;
-                if (act == 2) v = v > 6.0f ? 6.0f : v;
-                yj[l] = v;
-            }
-        } else {
-            for (int l = 0; l < BL; l++)
-                yj[l] = b_act(yj[l] + bias[l] + (rj ? rj[l] : 0.0f), act);
+    for (int k = 0; k < kb; k++) {
+        const bv b = BLD(bias + k * BL);
+        float *yk = y + k * yc;
+        const float *rk = res ? res + k * rc : NULL;
+        for (int j = 0; j < np; j++) {
+            bv v = BLD(yk + j * BL) + b;
+            if (rk) v += BLD(rk + j * BL);
+            BST(yk + j * BL, b_vact(v, ACT));
         }
     }
+}
+
+static void b_epi(float *y, ptrdiff_t yc, int kb, int np, const float *bias, const float *res, ptrdiff_t rc,
+                  int act)
+{
+    switch (act) {
+    case 1: b_epi_act(y, yc, kb, np, bias, res, rc, 1); break;
+    case 2: b_epi_act(y, yc, kb, np, bias, res, rc, 2); break;
+    case 3: b_epi_act(y, yc, kb, np, bias, res, rc, 3); break;
+    case 4: b_epi_act(y, yc, kb, np, bias, res, rc, 4); break;
+    default: b_epi_act(y, yc, kb, np, bias, res, rc, 0); break;
+    }
+}
+
+/* Scalar exp / activation for the plain (non-blocked) ops. */
+static inline float b_act(float v, int act)
+{
+    bv t = (bv){0} + v;
+    return b_vact(t, act)[0];
 }
 
 /* ---------------------------------------------------------------- convolution */
@@ -242,18 +266,19 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
     if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 2) tile = bconv_tile_s2;
     for (ptrdiff_t cb0 = 0; cb0 < g->Cb; cb0 += g->cbc) {
         const ptrdiff_t ncb = cb0 + g->cbc < g->Cb ? g->cbc : g->Cb - cb0;
+        const int last = cb0 + ncb == g->Cb;
         for (ptrdiff_t p = p0; p < p1; p++) {
             float *yrow = y + n * g->yn + kb0 * g->yc + p * g->yr;
+            const float *rrow = res ? res + n * g->rn + kb0 * g->rc + p * g->rr : NULL;
             for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += g->np) {
                 const int np = (int)(g->Q - q0 < g->np ? g->Q - q0 : g->np);
                 tile(g, g->kb, np, xp, wp, p, q0, cb0, ncb, yrow + q0 * BL, cb0 == 0);
+                if (last)   /* the tile is final: its epilogue while it is in L1 */
+                    b_epi(yrow + q0 * BL, g->yc, g->kb, np, bias + kb0 * BL, rrow ? rrow + q0 * BL : NULL, g->rc,
+                          g->act);
             }
         }
     }
-    for (ptrdiff_t k = kb0; k < kb0 + g->kb; k++)
-        for (ptrdiff_t p = p0; p < p1; p++)
-            b_epilogue(y + n * g->yn + k * g->yc + p * g->yr, g->Q, bias + k * BL,
-                       res ? res + n * g->rn + k * g->rc + p * g->rr : NULL, g->act);
 }
 
 /* ---------------------------------------------------------------- depthwise */
@@ -321,11 +346,12 @@ static void bdw_item(const bdw *g, const float *x, const float *w, const float *
     const float *wb = w + cb * g->R * g->S * BL;
     for (ptrdiff_t p = 0; p < g->P; p++) {
         float *yrow = y + n * g->yn + cb * g->yc + p * g->yr;
+        const float *rrow = res ? res + n * g->rn + cb * g->rc + p * g->rr : NULL;
         for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += BDW_NP) {
             const int np = (int)(g->Q - q0 < BDW_NP ? g->Q - q0 : BDW_NP);
             bdw_tile_any(g, np, xb, wb, p, q0, yrow + q0 * BL);
+            b_epi(yrow + q0 * BL, 0, 1, np, bias + cb * BL, rrow ? rrow + q0 * BL : NULL, 0, g->act);
         }
-        b_epilogue(yrow, g->Q, bias + cb * BL, res ? res + n * g->rn + cb * g->rc + p * g->rr : NULL, g->act);
     }
 }
 
@@ -344,21 +370,15 @@ static void bpool_plane(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrd
         for (ptrdiff_t q = 0; q < Q; q++) {
             const ptrdiff_t w0 = q * sw - pw, we = w0 + kw;
             const ptrdiff_t wa = w0 < 0 ? 0 : w0, wb = we > W ? W : we;
-            float acc[BL];
-            for (int l = 0; l < BL; l++) acc[l] = is_max ? -INFINITY : 0.0f;
+            bv acc = (bv){0} + (is_max ? -INFINITY : 0.0f);
             for (ptrdiff_t h = ha; h < hb; h++)
                 for (ptrdiff_t c = wa; c < wb; c++) {
-                    const float *v = x + h * xr + c * BL;
-                    if (is_max) {
-                        for (int l = 0; l < BL; l++) acc[l] = (v[l] > acc[l] || v[l] != v[l]) ? v[l] : acc[l];
-                    } else {
-                        for (int l = 0; l < BL; l++) acc[l] += v[l];
-                    }
+                    const bv v = BLD(x + h * xr + c * BL);
+                    /* max that keeps NaN: take v where v > acc or v is NaN */
+                    acc = is_max ? b_sel((v > acc) | (v != v), v, acc) : acc + v;
                 }
             float *out = y + p * yr + q * BL;
-            if (is_max) {
-                for (int l = 0; l < BL; l++) out[l] = acc[l];
-            } else {
+            if (!is_max) {
                 ptrdiff_t cnt;
                 if (include_pad) {
                     const ptrdiff_t hh = (he < H + ph ? he : H + ph) - h0, ww = (we < W + pw ? we : W + pw) - w0;
@@ -366,9 +386,9 @@ static void bpool_plane(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrd
                 } else {
                     cnt = (hb - ha) * (wb - wa);
                 }
-                const float inv = 1.0f / (float)cnt;
-                for (int l = 0; l < BL; l++) out[l] = acc[l] * inv;
+                acc *= 1.0f / (float)cnt;
             }
+            BST(out, acc);
         }
     }
 }

@@ -2,7 +2,8 @@
 simple NumPy version of each op are in kernels/blocked.py, with the same signatures).
 
 Buffers are (N, Cb, H + 2h, W + 2h, 16) float32 arrays whose three innermost axes are contiguous (a
-channel-block slice of a larger buffer qualifies: the N and block strides come from the array).
+channel-block slice of a larger buffer qualifies: the N and block strides come from the array, so
+the memoryviews are declared strided).
 Every function releases the GIL and runs `nthreads` OpenMP threads over independent work items whose
 reduction order depends on the geometry only, so results do not depend on the thread count. Each
 writes its output's interior and zeroes its frame (the layout's invariant).
@@ -52,9 +53,13 @@ def _check(a, name, ndim=5):
         raise TypeError(f"{name} must be a {ndim}-D float32 numpy array")
     if ndim == 5 and a.shape[4] != BL:
         raise ValueError(f"{name} must have {BL} lanes innermost, got shape {a.shape}")
+    # the rows, pixels and lanes of a plane contiguous (the n and block strides may be a slice's)
+    inner = (a.shape[3] * a.shape[4] * 4, a.shape[4] * 4, 4) if ndim == 5 else (a.shape[3] * 4, 4)
+    if tuple(a.strides[-len(inner):]) != inner and a.size:
+        raise ValueError(f"{name} must have contiguous planes (strides {a.strides})")
 
 
-def _frame(float[:, :, :, :, ::1] y, Py_ssize_t halo, int nthreads):
+def _frame(float[:, :, :, :, :] y, Py_ssize_t halo, int nthreads):
     cdef Py_ssize_t i, N = y.shape[0], Cb = y.shape[1], H = y.shape[2] - 2 * halo, W = y.shape[3] - 2 * halo
     cdef Py_ssize_t yr = y.strides[2] // 4
     if halo == 0:
@@ -78,9 +83,9 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
     if x_halo < max(cw.pt, cw.pl):
         raise ValueError(f"the input halo {x_halo} is smaller than the padding ({cw.pt}, {cw.pl})")
     cdef const float[:, :, :, ::1] x4
-    cdef const float[:, :, :, :, ::1] x5
-    cdef float[:, :, :, :, ::1] y5 = y
-    cdef const float[:, :, :, :, ::1] r5
+    cdef const float[:, :, :, :, :] x5
+    cdef float[:, :, :, :, :] y5 = y
+    cdef const float[:, :, :, :, :] r5
     cdef const float[:, :, :, :, :, ::1] w6 = cw.w
     cdef const float[::1] b1 = cw.bias
     cdef const float *xp
@@ -146,9 +151,9 @@ def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssiz
         _check(res, "res")
     if x_halo < max(dwt.pt, dwt.pl):
         raise ValueError(f"the input halo {x_halo} is smaller than the padding ({dwt.pt}, {dwt.pl})")
-    cdef const float[:, :, :, :, ::1] x5 = x
-    cdef float[:, :, :, :, ::1] y5 = y
-    cdef const float[:, :, :, :, ::1] r5
+    cdef const float[:, :, :, :, :] x5 = x
+    cdef float[:, :, :, :, :] y5 = y
+    cdef const float[:, :, :, :, :] r5
     cdef const float[:, :, :, ::1] w4 = dwt.w
     cdef const float[::1] b1 = dwt.bias
     cdef const float *rp = NULL
@@ -188,8 +193,8 @@ def pool(x, Py_ssize_t x_halo, y, Py_ssize_t y_halo, bint is_max, kernel, stride
     """Max or average pooling of the interior of x (kernels.blocked.pool's contract)."""
     _check(x, "x")
     _check(y, "y")
-    cdef const float[:, :, :, :, ::1] x5 = x
-    cdef float[:, :, :, :, ::1] y5 = y
+    cdef const float[:, :, :, :, :] x5 = x
+    cdef float[:, :, :, :, :] y5 = y
     cdef Py_ssize_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1]
     cdef Py_ssize_t N = y.shape[0], Cb = y.shape[1], P = y.shape[2] - 2 * y_halo, Q = y.shape[3] - 2 * y_halo
     cdef Py_ssize_t H = x.shape[2] - 2 * x_halo, W = x.shape[3] - 2 * x_halo, i
@@ -213,7 +218,7 @@ def pool(x, Py_ssize_t x_halo, y, Py_ssize_t y_halo, bint is_max, kernel, stride
 def global_avg_pool(x, Py_ssize_t x_halo, float[:, ::1] out, int nthreads=1):
     """out (N, Cb*16) = each lane's mean over the interior plane (summed in float64)."""
     _check(x, "x")
-    cdef const float[:, :, :, :, ::1] x5 = x
+    cdef const float[:, :, :, :, :] x5 = x
     cdef Py_ssize_t N = x.shape[0], Cb = x.shape[1], H = x.shape[2] - 2 * x_halo, W = x.shape[3] - 2 * x_halo, i
     cdef Py_ssize_t xr = _st(x, 2)
     if out.shape[0] != N or out.shape[1] != Cb * BL:
@@ -229,8 +234,8 @@ def scale_channels(x, Py_ssize_t x_halo, const float[:, ::1] s, y, Py_ssize_t y_
     """y = x * s[n, c] per channel, s (N, Cb*16): the squeeze-and-excitation scale."""
     _check(x, "x")
     _check(y, "y")
-    cdef const float[:, :, :, :, ::1] x5 = x
-    cdef float[:, :, :, :, ::1] y5 = y
+    cdef const float[:, :, :, :, :] x5 = x
+    cdef float[:, :, :, :, :] y5 = y
     cdef Py_ssize_t N = x.shape[0], Cb = x.shape[1], H = x.shape[2] - 2 * x_halo, W = x.shape[3] - 2 * x_halo, i
     if tuple(y.shape[:2]) != (N, Cb) or y.shape[2] - 2 * y_halo != H or y.shape[3] - 2 * y_halo != W:
         raise ValueError(f"x {x.shape} and y {y.shape} do not fit")
@@ -251,9 +256,9 @@ def add(a, Py_ssize_t a_halo, b, Py_ssize_t b_halo, y, Py_ssize_t y_halo, int ac
     _check(a, "a")
     _check(b, "b")
     _check(y, "y")
-    cdef const float[:, :, :, :, ::1] a5 = a
-    cdef const float[:, :, :, :, ::1] b5 = b
-    cdef float[:, :, :, :, ::1] y5 = y
+    cdef const float[:, :, :, :, :] a5 = a
+    cdef const float[:, :, :, :, :] b5 = b
+    cdef float[:, :, :, :, :] y5 = y
     cdef Py_ssize_t N = y.shape[0], Cb = y.shape[1], H = y.shape[2] - 2 * y_halo, W = y.shape[3] - 2 * y_halo, i
     for name, t, h in (("a", a, a_halo), ("b", b, b_halo)):
         if tuple(t.shape[:2]) != (N, Cb) or t.shape[2] - 2 * h != H or t.shape[3] - 2 * h != W:

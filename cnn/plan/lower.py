@@ -1,0 +1,175 @@
+"""Lowering a traced graph for the blocked kernels: fusions, layouts, halos and weight packing.
+
+Passes, in order:
+  1. kinds: each conv becomes "dense" (groups 1), "depthwise" (groups == C == K) or "grouped"
+     (groups whose channel counts are multiples of 16), else stays a fallback (NCHW) call.
+  2. fusion: an addition whose operand is a conv output used only there becomes that conv's residual;
+     an activation whose operand is a conv or addition output used only there becomes its epilogue.
+     The fused node moves to the position of the op it absorbed (its operands are ready by then).
+  3. concatenation: when every operand but the last has a multiple of 16 channels and is written by a
+     blocked kernel, the operands are written straight into their channel blocks of the result.
+  4. layouts: every 4-D activation is blocked (NCHW16c) except a network input whose only consumer is
+     a dense conv with few channels (the stem reads a zero-padded NCHW copy); other values are plain.
+     Each blocked value gets a halo: the largest padding of the convolutions that read it.
+"""
+from __future__ import annotations
+
+from kernels import blocked as B
+
+STEM_MAX_CHANNELS = 8       # a first conv with at most this many input channels reads NCHW directly
+
+CONV_KINDS = ("dense", "depthwise", "grouped")
+
+
+def _consumers(nodes):
+    uses = {}
+    for i, n in enumerate(nodes):
+        for v in n.inputs:
+            uses.setdefault(v, []).append(i)
+    return uses
+
+
+def classify(graph):
+    """Pass 1: the kind of every conv node."""
+    for n in graph.nodes:
+        if n.op != "conv":
+            continue
+        g = n.attrs["g"]
+        if g.groups == 1:
+            n.attrs["kind"] = "dense"
+        elif g.groups == g.C == g.K:
+            n.attrs["kind"] = "depthwise"
+        elif g.Cg % B.BLOCK == 0 and g.Kg % B.BLOCK == 0:
+            n.attrs["kind"] = "grouped"
+        else:
+            n.attrs["kind"] = "nchw"
+
+
+def _fusable(n, *, residual):
+    if n.op == "linear":
+        return not residual and n.attrs["act"] == 0
+    if n.op == "conv":
+        return n.attrs["kind"] in CONV_KINDS and n.attrs["act"] == 0 and (not residual or "res" not in n.attrs)
+    return n.op == "add" and not residual and n.attrs.get("act", 0) == 0
+
+
+def fuse(graph):
+    """Pass 2: residual additions and activations into the producers' epilogues."""
+    nodes = graph.nodes
+    changed = True
+    while changed:
+        changed = False
+        producer = {n.out: i for i, n in enumerate(nodes)}
+        uses = _consumers(nodes)
+        for i, n in enumerate(nodes):
+            if n.op == "add":
+                for a, b in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])):
+                    j = producer.get(a)
+                    if j is not None and len(uses.get(a, ())) == 1 and a != graph.output and \
+                            _fusable(nodes[j], residual=True) and b != a:
+                        absorbed = nodes[j]
+                        absorbed.attrs["res"] = b
+                        absorbed.inputs.append(b)
+                        absorbed.out = n.out
+                        nodes[i] = absorbed
+                        del nodes[j]
+                        changed = True
+                        break
+            elif n.op == "act":
+                x = n.inputs[0]
+                j = producer.get(x)
+                if j is not None and len(uses.get(x, ())) == 1 and x != graph.output and \
+                        _fusable(nodes[j], residual=False):
+                    absorbed = nodes[j]
+                    absorbed.attrs["act"] = n.attrs["act"]
+                    absorbed.out = n.out
+                    nodes[i] = absorbed
+                    del nodes[j]
+                    changed = True
+            if changed:
+                break
+
+
+BLOCKED_WRITERS = ("conv", "pool", "gap", "add", "scale", "act")
+
+
+def plan_concats(graph, layouts):
+    """Pass 3: concat operands written in place. -> {operand value: (concat value, block offset)}."""
+    producer = {n.out: n for n in graph.nodes}
+    placed = {}
+    for n in graph.nodes:
+        if n.op != "concat":
+            continue
+        chans = [graph.shapes[v][1] for v in n.inputs]
+        ok = all(c % B.BLOCK == 0 for c in chans[:-1]) and len(set(n.inputs)) == len(n.inputs)
+        for v in n.inputs:
+            p = producer.get(v)
+            ok = ok and p is not None and p.op in BLOCKED_WRITERS and p.attrs.get("kind", "") != "nchw" \
+                and v not in placed and layouts.get(v) == "blocked" and v != graph.output
+        if not ok:
+            continue
+        off = 0
+        for v, c in zip(n.inputs, chans):
+            placed[v] = (n.out, off)
+            off += B.blocks(c)
+        n.attrs["inplace"] = True
+    return placed
+
+
+def _pads(g):
+    return max(g.pad_top, g.pad_bottom, g.pad_left, g.pad_right)
+
+
+def choose_layouts(graph):
+    """Pass 4: "blocked", "nchw_pad" (the stem's input) or "plain" per value, and the halos."""
+    uses = _consumers(graph.nodes)
+    layouts = {}
+    for v, shape in graph.shapes.items():
+        layouts[v] = "blocked" if len(shape) == 4 else "plain"
+    x = graph.input
+    readers = [graph.nodes[i] for i in uses.get(x, ())]
+    if len(graph.shapes[x]) == 4 and readers and all(
+            r.op == "conv" and r.attrs["kind"] == "dense" and r.inputs[0] == x and r.attrs["g"].C <= STEM_MAX_CHANNELS
+            and "res" not in r.attrs for r in readers):
+        layouts[x] = "nchw_pad"
+        for r in readers:
+            r.attrs["nchw_input"] = True
+    halos = {v: 0 for v in graph.shapes}
+    for n in graph.nodes:
+        if n.op == "conv" and n.attrs["kind"] in CONV_KINDS:
+            halos[n.inputs[0]] = max(halos[n.inputs[0]], _pads(n.attrs["g"]))
+    return layouts, halos
+
+
+def pack(graph):
+    """Prepack every blocked conv's weights (batch-norm already folded by the trace); a linear layer
+    is a 1x1 convolution."""
+    for n in graph.nodes:
+        if n.op == "linear":
+            w, b = n.attrs["w"].astype("float32", copy=False), n.attrs["b"]
+            b = None if b is None else b.astype("float32", copy=False)
+            n.attrs["packed"] = B.ConvWeights(w.reshape(w.shape + (1, 1)), b, (1, 1), (0, 0), (1, 1))
+            continue
+        if n.op != "conv" or n.attrs["kind"] == "nchw":
+            continue
+        g, w, b = n.attrs["g"], n.attrs["w"], n.attrs["b"]
+        w = w.astype("float32", copy=False)
+        b = None if b is None else b.astype("float32", copy=False)
+        stride, pad, dil = (g.sh, g.sw), (g.pad_top, g.pad_left), (g.dh, g.dw)
+        if n.attrs["kind"] == "dense":
+            n.attrs["packed"] = B.ConvWeights(w, b, stride, pad, dil, nchw_input=n.attrs.get("nchw_input", False))
+        elif n.attrs["kind"] == "depthwise":
+            n.attrs["packed"] = B.DepthwiseWeights(w, b, stride, pad, dil)
+        else:
+            G, Kg = g.groups, g.Kg
+            n.attrs["packed"] = [B.ConvWeights(w[i * Kg:(i + 1) * Kg], None if b is None else b[i * Kg:(i + 1) * Kg],
+                                               stride, pad, dil) for i in range(G)]
+
+
+def lower(graph):
+    classify(graph)
+    fuse(graph)
+    layouts, halos = choose_layouts(graph)
+    pack(graph)
+    placed = plan_concats(graph, layouts)
+    return layouts, halos, placed

@@ -1,0 +1,307 @@
+"""A lowered graph as a program: buffers placed in one arena by liveness, and one bound step per node.
+
+Storage: every value lives in a storage (a concatenation's operands share the result's, at their
+channel-block offsets; a fused node's output is the absorbed op's). A storage is live from the step
+that first writes it to the last step that reads it; storages whose lifetimes do not overlap share
+arena memory (first fit, largest first). A step's inputs and output are never placed together, since
+both are live at that step, so no kernel reads what it writes.
+
+An arena is one float32 array; `Program.bind(arena)` returns the steps as zero-argument callables on
+views of that arena, so a call only runs kernels. Each Python thread calling a plan gets an arena of
+its own (Plan keeps a free list), so concurrent calls never share buffers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import _threads, cpu
+from kernels import blocked as B
+
+from ..layers import ops as _ops
+
+ALIGN = 16      # floats: every buffer starts on a 64-byte line
+
+
+class Storage:
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+        self.size = int(np.prod(self.shape)) if self.shape else 1
+        self.first, self.last = None, None
+        self.offset = None
+
+    def touch(self, t):
+        self.first = t if self.first is None else min(self.first, t)
+        self.last = t if self.last is None else max(self.last, t)
+
+
+def place(storages):
+    """First-fit offsets (in floats) for storages by lifetime; -> arena size."""
+    placed = []
+    total = 0
+    for s in sorted(storages, key=lambda s: -s.size):
+        size = -(-s.size // ALIGN) * ALIGN
+        clashes = sorted((p.offset, p.offset + (-(-p.size // ALIGN) * ALIGN)) for p in placed
+                         if not (p.last < s.first or s.last < p.first))
+        off = 0
+        for lo, hi in clashes:
+            if off + size <= lo:
+                break
+            off = max(off, hi)
+        s.offset = off
+        total = max(total, off + size)
+        placed.append(s)
+    return total
+
+
+class Program:
+    """Values -> storages and views; nodes -> steps."""
+
+    def __init__(self, graph, layouts, halos, placed):
+        self.graph, self.layouts, self.placed = graph, layouts, placed
+        self.blocked = cpu.load("blocked")
+        self.view_of = {}       # value -> (storage, block offset or None)
+        self.halo = dict(halos)
+        storages = []
+        shapes = graph.shapes
+        # concatenation results first: their operands live inside them
+        concat_outs = {c for c, _ in placed.values()}
+        for c in concat_outs:
+            members = [v for v, (cv, _) in placed.items() if cv == c]
+            h = max([self.halo[c]] + [self.halo[v] for v in members])
+            for v in members + [c]:
+                self.halo[v] = h
+        for v, shape in shapes.items():
+            if v in placed:
+                continue
+            lay = layouts[v]
+            if lay == "blocked":
+                st = Storage(B.blocked_shape(*shape, self.halo[v]))
+            elif lay == "nchw_pad":
+                h = self.halo[v]
+                st = Storage((shape[0], shape[1], shape[2] + 2 * h, shape[3] + 2 * h))
+            else:
+                st = Storage(shape)
+            storages.append(st)
+            self.view_of[v] = (st, None)
+        for v, (c, off) in placed.items():
+            self.view_of[v] = (self.view_of[c][0], off)
+        # lifetimes: the input is written at step -1, the output read after the last step
+        self.view_of[graph.input][0].touch(-1)
+        for t, n in enumerate(graph.nodes):
+            for v in n.inputs + [n.out]:
+                self.view_of[v][0].touch(t)
+        self.view_of[graph.output][0].touch(len(graph.nodes))
+        for s in storages:
+            if s.first is None:             # a value no step reads or writes (an op fused away)
+                s.first = s.last = -2
+        self.size = place(storages)
+        self.storages = storages
+
+    # ---------------------------------------------------------------- views
+    def view(self, arena, v):
+        st, off = self.view_of[v]
+        buf = arena[st.offset:st.offset + st.size].reshape(st.shape)
+        if off is not None:
+            nb = B.blocks(self.graph.shapes[v][1])
+            buf = buf[:, off:off + nb]
+        return buf
+
+    # ---------------------------------------------------------------- steps
+    def bind(self, arena):
+        """The steps as callables on this arena, and the input/output adapters."""
+        steps = [self._bind_node(arena, n) for n in self.graph.nodes]
+        return steps, self._bind_input(arena), self._bind_output(arena)
+
+    def _bind_input(self, arena):
+        v = self.graph.input
+        buf, h = self.view(arena, v), self.halo[v]
+        if self.layouts[v] == "nchw_pad":
+            inner = buf[:, :, h:buf.shape[2] - h, h:buf.shape[3] - h] if h else buf
+
+            def put(x):
+                if h:
+                    buf[:, :, :h] = 0
+                    buf[:, :, -h:] = 0
+                    buf[:, :, :, :h] = 0
+                    buf[:, :, :, -h:] = 0
+                np.copyto(inner, x)
+            return put
+        if self.layouts[v] == "blocked":
+            return lambda x: B.to_blocked(x, buf, h)
+        return lambda x: np.copyto(buf, x)
+
+    def _bind_output(self, arena):
+        v = self.graph.output
+        buf, h, shape = self.view(arena, v), self.halo[v], self.graph.shapes[v]
+        if self.layouts[v] == "blocked":
+            def get():
+                y = np.empty(shape, dtype=np.float32)
+                B.from_blocked(buf, h, y)
+                return y
+            return get
+        return lambda: buf.copy()
+
+    def _nchw(self, arena, v):
+        """Value v as an NCHW (or plain) array: a fallback op's operand."""
+        buf = self.view(arena, v)
+        if self.layouts[v] == "blocked":
+            y = np.empty(self.graph.shapes[v], dtype=np.float32)
+            B.from_blocked(buf, self.halo[v], y)
+            return y
+        if self.layouts[v] == "nchw_pad":
+            h = self.halo[v]
+            return buf[:, :, h:buf.shape[2] - h, h:buf.shape[3] - h] if h else buf
+        return buf
+
+    def _store(self, arena, v, y):
+        buf = self.view(arena, v)
+        if self.layouts[v] == "blocked":
+            B.to_blocked(np.asarray(y, dtype=np.float32), buf, self.halo[v])
+        else:
+            np.copyto(buf, np.asarray(y, dtype=np.float32).reshape(buf.shape))
+
+    def _bind_node(self, arena, n):
+        op, F, run = n.op, self.blocked, _threads.run
+        vw = lambda v: self.view(arena, v)  # noqa: E731
+        h = self.halo
+        if op == "conv" and n.attrs["kind"] != "nchw":
+            x, y = vw(n.inputs[0]), vw(n.out)
+            xh, yh = h[n.inputs[0]], h[n.out]
+            res = n.attrs.get("res")
+            r, rh = (vw(res), h[res]) if res is not None else (None, 0)
+            act, packed, kind = n.attrs["act"], n.attrs["packed"], n.attrs["kind"]
+            if kind == "dense":
+                return lambda: run(F.conv, x, xh, packed, y, yh, r, rh, act)
+            if kind == "depthwise":
+                return lambda: run(F.depthwise, x, xh, packed, y, yh, r, rh, act)
+            g = n.attrs["g"]
+            cgb, kgb = g.Cg // B.BLOCK, g.Kg // B.BLOCK
+            parts = [(x[:, i * cgb:(i + 1) * cgb], packed[i], y[:, i * kgb:(i + 1) * kgb],
+                      None if r is None else r[:, i * kgb:(i + 1) * kgb]) for i in range(g.groups)]
+
+            def grouped():
+                for xi, wi, yi, ri in parts:
+                    run(F.conv, xi, xh, wi, yi, yh, ri, rh, act)
+            return grouped
+        if op == "pool":
+            x, y, g = vw(n.inputs[0]), vw(n.out), n.attrs["g"]
+            xh, yh, mx, inc = h[n.inputs[0]], h[n.out], n.attrs["max"], n.attrs["include_pad"]
+            args = ((g.kh, g.kw), (g.sh, g.sw), (g.ph, g.pw), inc)
+            return lambda: run(F.pool, x, xh, y, yh, mx, *args)
+        if op == "gap":
+            x, xh = vw(n.inputs[0]), h[n.inputs[0]]
+            y = vw(n.out)
+            flat = y.reshape(y.shape[0], -1)
+            return lambda: run(F.global_avg_pool, x, xh, flat)
+        if op == "add":
+            a, b, y = vw(n.inputs[0]), vw(n.inputs[1]), vw(n.out)
+            ah, bh, yh, act = h[n.inputs[0]], h[n.inputs[1]], h[n.out], n.attrs.get("act", 0)
+            return lambda: run(F.add, a, ah, b, bh, y, yh, act)
+        if op == "scale":
+            x, s, y = vw(n.inputs[0]), vw(n.inputs[1]), vw(n.out)
+            xh, yh = h[n.inputs[0]], h[n.out]
+            sflat = s.reshape(s.shape[0], -1)
+            return lambda: run(F.scale_channels, x, xh, sflat, y, yh)
+        if op == "act" and self.layouts[n.out] == "plain":
+            x, y, act = vw(n.inputs[0]), vw(n.out), n.attrs["act"]
+            return lambda: np.copyto(y, B.activate(x, act))
+        if op == "act":
+            x, y, xh, yh, act = vw(n.inputs[0]), vw(n.out), h[n.inputs[0]], h[n.out], n.attrs["act"]
+
+            def activation():
+                B.zero_frame(y, yh)
+                B.interior(y, yh)[...] = B.activate(B.interior(x, xh), act)
+            return activation
+        if op == "concat" and n.attrs.get("inplace"):
+            return lambda: None                         # the operands wrote their blocks already
+        if op == "concat" and all(self.graph.shapes[v][1] % B.BLOCK == 0 for v in n.inputs[:-1]):
+            srcs = [(vw(v), h[v]) for v in n.inputs]
+            y, yh = vw(n.out), h[n.out]
+
+            def concat():
+                B.zero_frame(y, yh)
+                off = 0
+                for s, sh in srcs:
+                    nb = s.shape[1]
+                    B.interior(y[:, off:off + nb], yh)[...] = B.interior(s, sh)
+                    off += nb
+            return concat
+        if op == "flatten":
+            v = n.inputs[0]
+            x, xh, y = vw(v), h[v], vw(n.out)
+            N, C, H, W = self.graph.shapes[v]
+            if H == W == 1:
+                return lambda: np.copyto(y, x[:, :, xh, xh, :].reshape(N, -1)[:, :C])
+            return lambda: np.copyto(y, self._nchw(arena, v).reshape(y.shape))
+        if op == "linear":
+            return self._bind_linear(arena, n)
+        return self._bind_fallback(arena, n)
+
+    def _bind_linear(self, arena, n):
+        """y = act(x @ w.T + b) as a blocked 1x1 convolution whose pixels are the batch: x (N, F) becomes
+        (1, F/16, 1, N, 16) (a reshape for N = 1), so each weight vector is reused across the batch in
+        registers and the output features fill the vector lanes."""
+        x, y = self.view(arena, n.inputs[0]), self.view(arena, n.out)
+        cw, act = n.attrs["packed"], n.attrs["act"]
+        N, F_ = x.shape
+        K = y.shape[1]
+        fb, kb = B.blocks(F_), B.blocks(K)
+        xin = np.zeros((1, fb, 1, N, B.BLOCK), dtype=np.float32)
+        out = np.empty((1, kb, 1, N, B.BLOCK), dtype=np.float32)
+        xpad = np.zeros((N, fb * B.BLOCK), dtype=np.float32)
+        xin_view = xin[0, :, 0].transpose(1, 0, 2)               # (N, fb, 16), a view of xin
+        out_view = out[0, :, 0].transpose(1, 0, 2)
+        conv = self.blocked.conv
+
+        def linear():
+            if N == 0:
+                return
+            xpad[:, :F_] = x
+            np.copyto(xin_view, xpad.reshape(N, fb, B.BLOCK))
+            _threads.run(conv, xin, 0, cw, out, 0, None, 0, act)
+            np.copyto(y, out_view.reshape(N, kb * B.BLOCK)[:, :K])
+        return linear
+
+    def _bind_fallback(self, arena, n):
+        """An op without a blocked kernel: FAST's op (or the array operation) on NCHW arrays."""
+        name = n.attrs.get("name", n.op)
+        if n.op == "conv":          # a grouped conv the blocked kernels do not take
+            w, b, kw = n.attrs["w"], n.attrs["b"], n.attrs["args"]
+            act = {0: None, 1: "relu", 2: "relu6"}[n.attrs["act"]]
+
+            def call(xs):
+                return _ops.FAST.conv2d(xs[0], w, b, activation=act, **kw)
+        elif n.op == "concat":      # channel counts whose blocks cannot be laid side by side
+            def call(xs):
+                return np.concatenate(xs, axis=1)
+        else:
+            slots, kwargs = n.attrs["slots"], n.attrs["kwargs"]
+
+            def call(xs):
+                args = []
+                for kind, a in slots:
+                    args.append(xs[a] if kind == "sym" else [xs[i] for i in a] if kind == "syms" else a)
+                return _apply(name, args, kwargs)
+        ins = list(n.inputs)
+
+        def fallback():
+            self._store(arena, n.out, call([self._nchw(arena, v) for v in ins]))
+        return fallback
+
+
+_BINARY = {"add": np.add, "mul": np.multiply, "sub": np.subtract, "div": np.divide}
+
+
+def _apply(name, args, kwargs):
+    if name == "binary":
+        a, b = args
+        return _BINARY[kwargs["op"]](a, b)
+    if name == "neg":
+        return -args[0]
+    if name == "getitem":
+        return args[0][args[1]]
+    if name == "reshape":
+        return args[0].reshape(*args[1])
+    if name in ("mean", "sum"):
+        return getattr(args[0], name)(**kwargs)
+    return getattr(_ops.FAST, name)(*args, **kwargs)

@@ -1,0 +1,164 @@
+"""The blocked (NCHW16c) kernels of the inference plan, each alone: the fast float32 kernels
+(kernels.cpu.blocked) against the simple NumPy versions (kernels.blocked), and those against the
+float64 reference, over random shapes with channel counts that are not multiples of 16."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernels
+from kernels import blocked as B
+from kernels import reference as ref
+from kernels.cpu import load
+
+FAST = load("blocked")
+ACTS = {0: None, 1: "relu", 2: "relu6"}
+
+
+def _blocked(x, halo):
+    xb = np.full(B.blocked_shape(*x.shape, halo), np.nan, np.float32)
+    B.to_blocked(x.astype(np.float32), xb, halo)
+    return xb
+
+
+def _nchw(yb, halo, C):
+    N, _, Hh, Wh, _ = yb.shape
+    y = np.empty((N, C, Hh - 2 * halo, Wh - 2 * halo))
+    B.from_blocked(yb, halo, y)
+    return y
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30)
+
+
+def _act64(y, act):
+    return B.activate(y, act)
+
+
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 40), K=st.integers(1, 40), H=st.integers(1, 12), W=st.integers(1, 12),
+       R=st.sampled_from([1, 3, 5]), stride=st.integers(1, 2), dil=st.integers(1, 2), act=st.integers(0, 4),
+       residual=st.booleans(), seed=st.integers(0, 2**16), extra_halo=st.integers(0, 1))
+def test_conv(N, C, K, H, W, R, stride, dil, act, residual, seed, extra_halo):
+    pad = (R - 1) // 2 * dil
+    if dil * (R - 1) + 1 > H + 2 * pad or dil * (R - 1) + 1 > W + 2 * pad:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((K, C, R, R)) / np.sqrt(C * R * R)
+    b = rng.standard_normal(K)
+    r64 = ref.conv2d(x, w, b, stride=stride, padding=pad, dilation=dil)
+    P, Q = r64.shape[2:]
+    res = rng.standard_normal((N, K, P, Q)) if residual else None
+    want = _act64(r64 + (res if residual else 0), act)
+    xh = pad + extra_halo
+    cw = B.ConvWeights(w.astype(np.float32), b.astype(np.float32), (stride, stride), (pad, pad), (dil, dil))
+    rb = _blocked(res, 1) if residual else None
+    yb = np.full(B.blocked_shape(N, K, P, Q, 1), np.nan, np.float32)
+    FAST.conv(_blocked(x, xh), xh, cw, yb, 1, rb, 1, act, 2)
+    assert _rel(_nchw(yb, 1, K), want) < 1e-5
+    assert not np.isnan(yb).any()              # the frame written (zero), every lane finite
+    assert np.all(yb[:, :, 0] == 0) and np.all(yb[:, :, :, -1] == 0)
+    # the simple version agrees with the reference too
+    y64 = np.empty(B.blocked_shape(N, K, P, Q, 0))
+    B.conv(_blocked(x, xh).astype(np.float64), xh, cw, y64, 0, None if rb is None else B.interior(rb, 1), 0, act)
+    assert _rel(_nchw(y64, 0, K), want) < 1e-5
+
+
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), C=st.integers(1, 6), K=st.integers(1, 70), H=st.integers(7, 30), R=st.sampled_from([3, 7]),
+       stride=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_stem_reads_nchw(N, C, K, H, R, stride, seed):
+    pad = R // 2
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, H))
+    w = rng.standard_normal((K, C, R, R))
+    want = _act64(ref.conv2d(x, w, stride=stride, padding=pad), 1)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))).astype(np.float32)
+    cw = B.ConvWeights(w.astype(np.float32), None, (stride, stride), (pad, pad), (1, 1), nchw_input=True)
+    yb = np.empty(B.blocked_shape(N, K, *want.shape[2:], 0), np.float32)
+    FAST.conv(xp, pad, cw, yb, 0, None, 0, 1, 2)
+    assert _rel(_nchw(yb, 0, K), want) < 1e-5
+
+
+@settings(max_examples=50, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 40), H=st.integers(1, 14), W=st.integers(1, 14),
+       R=st.sampled_from([3, 5]), stride=st.integers(1, 3), act=st.integers(0, 4), residual=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_depthwise(N, C, H, W, R, stride, act, residual, seed):
+    pad = R // 2
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((C, 1, R, R))
+    b = rng.standard_normal(C)
+    r64 = ref.conv2d(x, w, b, stride=stride, padding=pad, groups=C)
+    res = rng.standard_normal(r64.shape) if residual else None
+    want = _act64(r64 + (res if residual else 0), act)
+    dw = B.DepthwiseWeights(w.astype(np.float32), b.astype(np.float32), (stride, stride), (pad, pad), (1, 1))
+    yb = np.full(B.blocked_shape(N, C, *r64.shape[2:], 2), np.nan, np.float32)
+    FAST.depthwise(_blocked(x, pad), pad, dw, yb, 2, None if res is None else _blocked(res, 0), 0, act, 2)
+    assert _rel(_nchw(yb, 2, C), want) < 1e-5
+
+
+@settings(max_examples=50, deadline=None)
+@given(N=st.integers(1, 2), C=st.integers(1, 35), H=st.integers(2, 13), W=st.integers(2, 13), k=st.integers(1, 3),
+       stride=st.integers(1, 3), pad=st.integers(0, 1), ceil=st.booleans(), is_max=st.booleans(),
+       include=st.booleans(), seed=st.integers(0, 2**16))
+def test_pool(N, C, H, W, k, stride, pad, ceil, is_max, include, seed):
+    if 2 * pad > k or k > H + 2 * pad or k > W + 2 * pad:
+        return
+    x = np.random.default_rng(seed).standard_normal((N, C, H, W))
+    want = (ref.max_pool2d(x, k, stride, pad, ceil_mode=ceil) if is_max else
+            ref.avg_pool2d(x, k, stride, pad, ceil_mode=ceil, count_include_pad=include))
+    yb = np.empty(B.blocked_shape(N, C, *want.shape[2:], 1), np.float32)
+    FAST.pool(_blocked(x, 2), 2, yb, 1, is_max, (k, k), (stride, stride), (pad, pad), include, 2)
+    assert _rel(_nchw(yb, 1, C), want) < 1e-6
+
+
+def test_pool_keeps_nan_and_small_ops():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 21, 6, 5))
+    x[1, 3, 2, 2] = np.nan
+    yb = np.empty(B.blocked_shape(2, 21, 3, 3, 0), np.float32)
+    FAST.pool(_blocked(x, 0), 0, yb, 0, True, (3, 3), (2, 2), (1, 1), True, 2)
+    y = _nchw(yb, 0, 21)
+    assert np.isnan(y[1, 3]).sum() >= 1 and not np.isnan(np.delete(y.reshape(42, -1), 24, axis=0)).any()
+    # global mean, SE scale, add
+    xb = _blocked(x, 1)
+    g = np.empty((2, 32), np.float32)
+    FAST.global_avg_pool(xb, 1, g, 2)
+    assert _rel(g[:, :21][~np.isnan(x.mean(axis=(2, 3)))], x.mean(axis=(2, 3))[~np.isnan(x.mean(axis=(2, 3)))]) < 1e-6
+    z = np.nan_to_num(x)
+    s = rng.standard_normal((2, 32)).astype(np.float32)
+    yb = np.empty(B.blocked_shape(2, 21, 6, 5, 2), np.float32)
+    FAST.scale_channels(_blocked(z, 1), 1, s, yb, 2, 2)
+    assert _rel(_nchw(yb, 2, 21), z * s[:, :21, None, None]) < 1e-6
+    FAST.add(_blocked(z, 1), 1, _blocked(2 * z, 0), 0, yb, 2, 1, 2)
+    assert _rel(_nchw(yb, 2, 21), np.maximum(3 * z, 0)) < 1e-6
+
+
+def test_bad_arguments_are_refused():
+    xb = np.zeros(B.blocked_shape(1, 16, 5, 5, 0), np.float32)
+    cw = B.ConvWeights(np.ones((16, 16, 3, 3), np.float32), None, (1, 1), (1, 1), (1, 1))
+    yb = np.zeros(B.blocked_shape(1, 16, 5, 5, 0), np.float32)
+    with pytest.raises(ValueError, match="halo"):
+        FAST.conv(xb, 0, cw, yb, 0, None, 0, 0, 1)
+    with pytest.raises(TypeError, match="float32"):
+        FAST.conv(xb.astype(np.float64), 1, cw, yb, 0, None, 0, 0, 1)
+    with pytest.raises(ValueError, match="act"):
+        FAST.conv(np.zeros(B.blocked_shape(1, 16, 5, 5, 1), np.float32), 1, cw, yb, 0, None, 0, 7, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        FAST.conv(np.zeros(B.blocked_shape(1, 32, 5, 5, 1), np.float32), 1, cw, yb, 0, None, 0, 0, 1)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_thread_count_does_not_change_the_result(threads):
+    rng = np.random.default_rng(5)
+    x = _blocked(rng.standard_normal((2, 40, 15, 15)), 1)
+    cw = B.ConvWeights(rng.standard_normal((70, 40, 3, 3)).astype(np.float32), None, (1, 1), (1, 1), (1, 1))
+    ref_y = np.empty(B.blocked_shape(2, 70, 15, 15, 0), np.float32)
+    FAST.conv(x, 1, cw, ref_y, 0, None, 0, 0, 1)
+    y = np.empty_like(ref_y)
+    FAST.conv(x, 1, cw, y, 0, None, 0, 0, threads)
+    assert np.array_equal(y, ref_y)

@@ -1,0 +1,239 @@
+"""The inference plan (cnn/plan): every zoo network and user-built ones with odd channel counts equal
+their float64 reference evaluation, bit for bit across thread counts; invalidation, threads, fallbacks
+and the arena."""
+import threading
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import cnn
+import kernels
+from cnn import functional as F
+from cnn import layers as L
+from cnn import models
+from cnn.layers.ops import REFERENCE, use
+
+from .conftest import rel_error
+from .test_models import randomize_batch_norm
+
+ZOO = [("lenet5", 32, 2), ("alexnet", 99, 1), ("vgg16", 32, 1), ("resnet18", 48, 2), ("resnet34", 40, 1),
+       ("resnet50", 32, 2), ("googlenet", 64, 1), ("mobilenet_v1", 64, 1), ("mobilenet_v2", 64, 2),
+       ("efficientnet_b0", 64, 1)]
+SLOW_ZOO = [("vgg19", 32, 1), ("resnet101", 40, 1), ("resnet152", 40, 1),
+            *((f"efficientnet_b{i}", 48, 1) for i in range(1, 8))]
+
+
+def _input(shape, seed=3):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _check(net, x, tol=1e-4):
+    plan = net.prepare(x.shape)
+    y = plan(x)
+    with use(REFERENCE):
+        ref = net(x)
+    assert y.shape == ref.shape and y.dtype == np.float32
+    err = rel_error(y, ref)
+    assert err < tol, f"rel error {err:.3g}"
+    return plan, y
+
+
+def _zoo_net(name, size):
+    if name == "alexnet":      # the paper's variant at a size its classifier takes: the torchvision one
+        return randomize_batch_norm(models.create("alexnet", variant="torchvision", seed=1), 2)
+    return randomize_batch_norm(models.create(name, seed=1), 2)
+
+
+@pytest.mark.parametrize("name, size, batch", ZOO)
+def test_zoo_plan_matches_reference(name, size, batch):
+    net = _zoo_net(name, size)
+    x = _input((batch, net.input_size[0], size, size))
+    plan, y = _check(net, x)
+    assert np.array_equal(net(x), y), "net(x) runs the same plan"
+    assert plan.arena_bytes > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, size, batch", SLOW_ZOO)
+def test_zoo_plan_matches_reference_slow(name, size, batch):
+    net = _zoo_net(name, size)
+    _check(net, _input((batch, net.input_size[0], size, size)))
+
+
+@pytest.mark.parametrize("name, size", [("resnet18", 40), ("mobilenet_v2", 48), ("efficientnet_b0", 48),
+                                        ("googlenet", 64)])
+def test_plan_is_bit_identical_for_1_2_5_threads(name, size):
+    net = _zoo_net(name, size)
+    x = _input((2, 3, size, size))
+    old = kernels.get_num_threads()
+    try:
+        outs = []
+        for n in (1, 2, 5):
+            kernels.set_num_threads(n)
+            outs.append(net.prepare(x.shape)(x))
+    finally:
+        kernels.set_num_threads(old)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+
+
+def test_fusions_leave_no_separate_add_or_activation():
+    for name, size in (("resnet50", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32)):
+        plan = _zoo_net(name, size).prepare((1, 3, size, size))
+        ops = {n.op for n in plan.nodes}
+        assert not ops & {"add", "act", "fallback"}, (name, ops)
+
+
+# ---------------------------------------------------------------- a user's own networks
+
+class Residual(L.Module):
+    """A residual block written with Python operators, channel counts that are not multiples of 16."""
+
+    def __init__(self, cin, cout, stride, rng):
+        self.conv1 = L.Conv2d(cin, cout, 3, stride, 1, bias=False, rng=rng)
+        self.bn1 = L.BatchNorm2d(cout)
+        self.conv2 = L.Conv2d(cout, cout, 3, 1, 1, rng=rng)
+        self.short = L.Conv2d(cin, cout, 1, stride, rng=rng) if stride != 1 or cin != cout else None
+        self.relu = L.ReLU()
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.conv2(out)
+        return self.relu(out + (x if self.short is None else self.short(x)))
+
+
+class Inception(L.Module):
+    def __init__(self, cin, rng):
+        self.a = L.Conv2d(cin, 32, 1, rng=rng)
+        self.b = L.Sequential(L.Conv2d(cin, 16, 1, rng=rng), L.ReLU(), L.Conv2d(16, 37, 3, padding=1, rng=rng))
+        self.c = L.Sequential(L.MaxPool2d(3, 1, 1), L.Conv2d(cin, 53, 1, rng=rng))
+
+    def forward(self, x):
+        return F.relu(F.cat([self.a(x), self.b(x), self.c(x)], dim=1))
+
+
+class SE(L.Module):
+    def __init__(self, c, rng):
+        self.dw = L.Conv2d(c, c, 5, 1, 2, groups=c, rng=rng)
+        self.fc1 = L.Conv2d(c, max(1, c // 4), 1, rng=rng)
+        self.fc2 = L.Conv2d(max(1, c // 4), c, 1, rng=rng)
+        self.proj = L.Conv2d(c, 21, 1, rng=rng)
+
+    def forward(self, x):
+        y = F.silu(self.dw(x))
+        s = F.sigmoid(self.fc2(F.silu(self.fc1(F.adaptive_avg_pool2d(y, 1)))))
+        return self.proj(y * s)
+
+
+def user_net(seed=0):
+    rng = np.random.default_rng(seed)
+    return L.Sequential(
+        L.Conv2d(3, 37, 3, 2, 1, rng=rng), L.BatchNorm2d(37), L.ReLU6(),
+        Residual(37, 37, 1, rng), Residual(37, 53, 2, rng),
+        Inception(53, rng), SE(32 + 37 + 53, rng),
+        L.AvgPool2d(2, ceil_mode=True), L.Flatten(), L.Linear(21 * 3 * 3, 10, rng=rng))
+
+
+@pytest.mark.parametrize("batch, size", [(1, 21), (3, 17), (2, 24)])
+def test_user_network_with_odd_channels(batch, size):
+    net = randomize_batch_norm(user_net(), 7)
+    x = _input((batch, 3, size, size))
+    net[-1] = L.Linear(21 * _side(size) ** 2, 10, rng=1)      # the head for this input size
+    _check(net, x)
+
+
+def _side(size):
+    s1 = (size - 1) // 2 + 1          # stem, stride 2
+    s2 = (s1 - 1) // 2 + 1            # second residual block, stride 2
+    return -(-s2 // 2)                # AvgPool2d(2, ceil_mode=True)
+
+
+def test_plan_follows_new_weights_and_replaced_layers():
+    net = user_net(1)
+    x = _input((1, 3, 24, 24))
+    net[-1] = L.Linear(21 * _side(24) ** 2, 10, rng=2)
+    y0 = net(x)
+    state = net.state_dict(copy=True)
+    state["0.weight"] = state["0.weight"] * 2
+    net.load_state_dict(state)
+    y1 = net(x)
+    with use(REFERENCE):
+        ref1 = net(x)
+    assert not np.allclose(y0, y1) and rel_error(y1, ref1) < 1e-4
+    net[-1] = L.Linear(21 * _side(24) ** 2, 4, rng=3)            # a new head
+    y2 = net(x)
+    assert y2.shape == (1, 4)
+    with use(REFERENCE):
+        assert rel_error(y2, net(x)) < 1e-4
+
+
+def test_new_shape_gets_its_own_plan_and_float64_runs_op_by_op():
+    net = _zoo_net("resnet18", 32)
+    a, b = _input((1, 3, 32, 32)), _input((2, 3, 40, 40))
+    assert net.prepare(a.shape) is net.prepare(a.shape)
+    assert net.prepare(a.shape) is not net.prepare(b.shape)
+    net.to(np.float64)
+    y = net(a.astype(np.float64))                     # op by op, in float64
+    assert y.dtype == np.float64
+    with pytest.raises(TypeError, match="float32"):
+        net.prepare(a.shape)
+
+
+def test_two_threads_call_one_plan():
+    net = _zoo_net("mobilenet_v2", 32)
+    xs = [_input((1, 3, 32, 32), seed=s) for s in range(4)]
+    plan = net.prepare(xs[0].shape)
+    serial = [plan(x) for x in xs]
+    results = {}
+
+    def worker(i):
+        for _ in range(5):
+            results.setdefault(i, []).append(plan(xs[i]))
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        assert all(np.array_equal(r, serial[i]) for r in results[i])
+
+
+def test_steady_state_allocates_only_the_output():
+    net = _zoo_net("resnet18", 32)
+    x = _input((1, 3, 32, 32))
+    plan = net.prepare(x.shape)
+    plan(x)
+    tracemalloc.start()
+    try:
+        plan(x)
+        snap = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    allocated = sum(s.size for s in snap.statistics("filename"))
+    assert allocated < 64 * 1024, f"{allocated} bytes allocated in a steady-state call"
+
+
+def test_fallback_ops_run_on_nchw():
+    """LeNet's tanh, AlexNet's LRN (the paper's variant) and a user's unusual ops go through FAST."""
+    lenet = models.create("lenet5", seed=0)
+    plan, _ = _check(lenet, _input((2, 1, 32, 32)))
+    assert any(n.op == "fallback" for n in plan.nodes)
+
+    class Odd(L.Module):
+        def __init__(self):
+            self.c1 = L.Conv2d(3, 8, 3, padding=1, rng=0)
+            self.c2 = L.Conv2d(8, 8, 3, padding=1, rng=1)
+
+        def forward(self, x):
+            y = self.c1(x)
+            return self.c2(F.tanh(y) * 0.5 - y / 3)
+    _check(Odd(), _input((1, 3, 9, 9)))
+
+
+def test_explicit_compile_and_bad_input():
+    net = _zoo_net("resnet18", 32)
+    plan = cnn.compile(net, (1, 3, 32, 32))
+    with pytest.raises(ValueError, match="shape"):
+        plan(_input((1, 3, 33, 32)))
+    with pytest.raises(ValueError, match="float32"):
+        plan(_input((1, 3, 32, 32)).astype(np.float64))

@@ -21,11 +21,11 @@ candidates on the caller's own arrays, at the current thread count, and keeps th
 - candidates: depthwise layers have none (the rules are sure); 1x1 layers pointwise and blocked;
   the others direct (AVX-512 builds only, see above), im2col and blocked; blocked only in float32
   with groups == 1 and a padding of at most blocked_route.MAX_HALO;
-- the candidates run in interleaved rounds, each once per round, the best call of each kept: up to
-  REPEATS rounds while a round costs under REPEAT_BELOW_S, and one otherwise; a candidate more than
-  twice the leader's time drops out. One-time costs (loading a module, packing the blocked weights)
-  are paid before the timing. The rules' choice runs first and is kept unless another is faster by
-  more than MARGIN;
+- the candidates run in interleaved rounds, each once per round in a rotating order, the best call
+  of each kept: as many rounds (up to MAX_ROUNDS) as fit in GEOMETRY_BUDGET_S, at least one; from
+  the second round on, a candidate over twice the leader's time drops out. One-time costs (loading
+  a module, packing the blocked weights) are paid before the timing. The rules' choice runs first
+  and is kept unless another is faster by more than MARGIN;
 - no measurement below MIN_MACS multiply-accumulates (the call costs about as much as its dispatch),
   when the rules' call itself takes over MAX_FIRST_CALL_S (measuring would add seconds), or once
   this process has spent BUDGET_S seconds measuring: the rules decide;
@@ -57,8 +57,8 @@ IMPLEMENTATIONS = ("direct", "im2col", "pointwise", "depthwise", "blocked")
 
 MIN_MACS = 1 << 22             # about 20 us of work at the machine's peak
 MAX_FIRST_CALL_S = 0.25
-REPEAT_BELOW_S = 0.01
-REPEATS = 3
+GEOMETRY_BUDGET_S = 0.04
+MAX_ROUNDS = 7
 MARGIN = 0.05
 BUDGET_S = 2.0
 MAX_ENTRIES = 4096
@@ -179,8 +179,9 @@ def _declines(g, dtype):
 
 def _measure(g, dtype, run, prepare):
     """Time the candidates in interleaved rounds (each round runs every candidate still in the race
-    once, so a burst of load touches them alike), best call of each kept. -> (Decision, the winner's
-    output, seconds spent beyond the caller's own call)."""
+    once, in an order rotated from round to round, so that a burst of load touches them alike), the
+    best call of each kept. -> (Decision, the winner's output, seconds spent beyond the caller's own
+    call)."""
     order = candidates(g, dtype)
     first, threads = order[0], _threads.get_num_threads()
     if prepare is not None:
@@ -189,8 +190,9 @@ def _measure(g, dtype, run, prepare):
     best, outputs = {}, {}
     t_start, own = _clock(), 0.0
     racing = list(order)
-    for rnd in range(REPEATS):
-        for impl in racing:
+    for rnd in range(MAX_ROUNDS):
+        k = rnd % len(racing)
+        for impl in racing[k:] + racing[:k]:
             t0 = _clock()
             outputs[impl] = run(impl, outputs.get(impl))
             t = _clock() - t0
@@ -200,9 +202,11 @@ def _measure(g, dtype, run, prepare):
                 if t > MAX_FIRST_CALL_S:
                     return (Decision(first, "rules", f"a call takes {t:.3f} s: too slow to measure", {first: t},
                                      threads), outputs[first], 0.0)
-        lead = min(best.values())
-        racing = [impl for impl in racing if best[impl] <= 2 * lead]     # clear losers drop out
-        if sum(best[impl] for impl in racing) > REPEAT_BELOW_S or len(racing) < 2:
+        if rnd >= 1:                     # clear losers drop out (after two rounds: one may be a burst)
+            lead = min(best.values())
+            racing = [impl for impl in racing if best[impl] <= 2 * lead]
+        round_s = sum(best[impl] for impl in racing)
+        if len(racing) < 2 or _clock() - t_start + round_s > GEOMETRY_BUDGET_S:
             break
     winner = min(best, key=best.get)
     if best[winner] * (1 + MARGIN) > best[first]:

@@ -16,6 +16,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from cnn import plan as cnn_plan
 from cnn.layers.ops import FastOps, use
 from kernels.shapes import conv_geometry
 
@@ -41,7 +42,10 @@ def input_shape(name, batch):
 
 
 def conv_class(x_shape, w_shape, stride, padding, dilation, groups):
-    g = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups)
+    return geometry_class(conv_geometry(x_shape, w_shape, stride, padding, dilation, groups))
+
+
+def geometry_class(g):
     if g.groups > 1 and g.is_depthwise:
         return "conv depthwise"
     if g.is_pointwise:
@@ -102,9 +106,45 @@ for _op in OP_TYPE:
     setattr(TimedOps, _op, _wrap(_op))
 
 
+PLAN_TYPE = {"pool": "pooling", "gap": "pooling", "add": "residual add / SE scale",
+             "scale": "residual add / SE scale", "act": "activation", "linear": "linear",
+             "concat": "concat / flatten", "flatten": "concat / flatten", "input": "layout conversion",
+             "output": "layout conversion"}
+
+
+def plan_class(node):
+    """The breakdown category of one step of an inference plan (cnn/plan)."""
+    if node is None:
+        return "layout conversion"
+    if node.op == "conv":
+        return geometry_class(node.attrs["g"])
+    if node.op == "fallback":
+        return OP_TYPE.get(node.attrs["name"], "other ops (NCHW fallback)")
+    return PLAN_TYPE.get(node.op, node.op)
+
+
+def plan_breakdown(plan, x, passes=5):
+    """The breakdown of a planned forward pass: each step timed, summed per category."""
+    steps = plan.profile(x, passes)
+    total = sum(sec for _, _, sec in steps)
+    per_type = defaultdict(float)
+    for label, node, sec in steps:
+        per_type[plan_class(node) if node is not None else PLAN_TYPE[label]] += sec
+    per_type = dict(sorted(per_type.items(), key=lambda kv: -kv[1]))
+    return {"forward_s": total, "seconds": per_type, "share": {k: v / total for k, v in per_type.items()},
+            "planned": True}
+
+
 def breakdown(net, x, sync, passes=5):
     """Seconds per op type of one forward pass, and the pass's own time: the median over `passes`
-    passes, each timed on its own, so that one pass hit by another process does not skew the shares."""
+    passes, each timed on its own, so that one pass hit by another process does not skew the shares.
+    A network that runs through an inference plan (float32 numpy input) is broken down by its plan's
+    steps, the path its plain call takes."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape[0] > 0 and cnn_plan.enabled():
+        try:
+            return plan_breakdown(net.prepare(x.shape), x, passes)
+        except (TypeError, ValueError):
+            pass
     runs = []
     for _ in range(passes):
         ops = TimedOps(sync)

@@ -45,6 +45,8 @@ class Plan:
     """A network prepared for one input shape (float32, numpy). Callable like the network."""
 
     def __init__(self, net, shape):
+        if len(shape) != 4 or min(shape) < 1:
+            raise ValueError(f"a plan is built for a non-empty (N, C, H, W) input, got shape {tuple(shape)}")
         bad = next((a for a in net.parameters() if type(a) is not np.ndarray or a.dtype != np.float32), None)
         if bad is not None:
             raise TypeError(f"a plan runs float32 numpy networks; this one has {type(bad).__name__} "
@@ -100,6 +102,31 @@ class Plan:
                 self._free.append(bound)
 
 
+    def profile(self, x, passes=5):
+        """Seconds per step of a call, the median over `passes` calls: [(label, node or None, s)], the
+        input and output conversions labelled "input" and "output" (a benchmark's breakdown)."""
+        import time
+        steps, put, get = self._acquire()
+        try:
+            runs = []
+            for _ in range(passes):
+                t = [time.perf_counter()]
+                put(x)
+                t.append(time.perf_counter())
+                for step in steps:
+                    step()
+                    t.append(time.perf_counter())
+                get()
+                t.append(time.perf_counter())
+                runs.append(np.diff(t))
+        finally:
+            with self._lock:
+                self._free.append((steps, put, get))
+        med = np.median(np.array(runs), axis=0)
+        labels = [("input", None)] + [(n.op, n) for n in self.nodes] + [("output", None)]
+        return [(label, node, float(sec)) for (label, node), sec in zip(labels, med)]
+
+
 def prepare(net, shape):
     """The plan of `net` for inputs of `shape` (built now, or the cached one if still valid)."""
     shape = tuple(int(d) for d in shape)
@@ -140,8 +167,9 @@ def implicit(net, x):
     """net(x) through its plan when that applies (top-level FAST call on float32 NCHW numpy), else None.
     A network the tracer cannot follow for this shape (or an input its layers refuse) runs op by op,
     which raises the layers' own errors; the failure is remembered per shape until the next edit."""
-    if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim != 4 or not enabled() or not _plannable(net):
-        return None
+    if type(x) is not np.ndarray or x.dtype != np.float32 or x.ndim != 4 or x.shape[0] == 0 or not enabled() \
+            or not _plannable(net):
+        return None          # an empty batch flows through op by op
     shape = tuple(x.shape)
     failed = net.__dict__.get("_unplannable")
     if failed is not None and failed[0] == _module.edits() and shape in failed[1]:

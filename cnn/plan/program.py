@@ -59,6 +59,7 @@ class Program:
     def __init__(self, graph, layouts, halos, placed):
         self.graph, self.layouts, self.placed = graph, layouts, placed
         self.blocked = cpu.load("blocked")
+        self.layout = cpu.load("layout")
         self.view_of = {}       # value -> (storage, block offset or None)
         self.halo = dict(halos)
         storages = []
@@ -114,29 +115,20 @@ class Program:
 
     def _bind_input(self, arena):
         v = self.graph.input
-        buf, h = self.view(arena, v), self.halo[v]
+        buf, h, lay = self.view(arena, v), self.halo[v], self.layout
         if self.layouts[v] == "nchw_pad":
-            inner = buf[:, :, h:buf.shape[2] - h, h:buf.shape[3] - h] if h else buf
-
-            def put(x):
-                if h:
-                    buf[:, :, :h] = 0
-                    buf[:, :, -h:] = 0
-                    buf[:, :, :, :h] = 0
-                    buf[:, :, :, -h:] = 0
-                np.copyto(inner, x)
-            return put
+            return lambda x: _threads.run(lay.pad_nchw, np.ascontiguousarray(x), buf, h)
         if self.layouts[v] == "blocked":
-            return lambda x: B.to_blocked(x, buf, h)
+            return lambda x: _threads.run(lay.to_blocked, np.ascontiguousarray(x), buf, h)
         return lambda x: np.copyto(buf, x)
 
     def _bind_output(self, arena):
         v = self.graph.output
-        buf, h, shape = self.view(arena, v), self.halo[v], self.graph.shapes[v]
+        buf, h, shape, lay = self.view(arena, v), self.halo[v], self.graph.shapes[v], self.layout
         if self.layouts[v] == "blocked":
             def get():
                 y = np.empty(shape, dtype=np.float32)
-                B.from_blocked(buf, h, y)
+                _threads.run(lay.from_blocked, buf, h, y)
                 return y
             return get
         return lambda: buf.copy()
@@ -146,7 +138,7 @@ class Program:
         buf = self.view(arena, v)
         if self.layouts[v] == "blocked":
             y = np.empty(self.graph.shapes[v], dtype=np.float32)
-            B.from_blocked(buf, self.halo[v], y)
+            _threads.run(self.layout.from_blocked, buf, self.halo[v], y)
             return y
         if self.layouts[v] == "nchw_pad":
             h = self.halo[v]
@@ -156,7 +148,7 @@ class Program:
     def _store(self, arena, v, y):
         buf = self.view(arena, v)
         if self.layouts[v] == "blocked":
-            B.to_blocked(np.asarray(y, dtype=np.float32), buf, self.halo[v])
+            _threads.run(self.layout.to_blocked, np.ascontiguousarray(y, dtype=np.float32), buf, self.halo[v])
         else:
             np.copyto(buf, np.asarray(y, dtype=np.float32).reshape(buf.shape))
 

@@ -120,6 +120,25 @@ static inline float b_act(float v, int act)
     return b_vact(t, act)[0];
 }
 
+/* Zero the frame (halo h) of output rows [p0, p1) of one plane whose interior origin is y (row stride
+   yr, Q pixels a row): their left and right h pixels, and the h rows above the first / below the last
+   row of the plane when the range holds it. Each work item zeroes the frame of what it writes, so a
+   layer's frame costs no pass of its own. */
+static inline void b_frame_rows(float *y, ptrdiff_t yr, ptrdiff_t Q, ptrdiff_t h, ptrdiff_t p0, ptrdiff_t p1,
+                                ptrdiff_t P)
+{
+    if (h == 0) return;
+    const size_t side = (size_t)h * BL * sizeof(float), full = (size_t)(Q + 2 * h) * BL * sizeof(float);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        memset(y + p * yr - h * BL, 0, side);
+        memset(y + p * yr + Q * BL, 0, side);
+    }
+    if (p0 == 0)
+        for (ptrdiff_t r = 1; r <= h; r++) memset(y - r * yr - h * BL, 0, full);
+    if (p1 == P)
+        for (ptrdiff_t r = 0; r < h; r++) memset(y + (P + r) * yr - h * BL, 0, full);
+}
+
 /* ---------------------------------------------------------------- convolution */
 
 typedef struct {
@@ -129,6 +148,7 @@ typedef struct {
     ptrdiff_t ps;      /* pixel step of x: 16 (blocked) or 1 (NCHW) */
     ptrdiff_t cs;      /* input-channel step inside a block: 1 (blocked) or xc (NCHW) */
     ptrdiff_t x0;      /* offset of output (0, 0)'s tap (0, 0) from x's origin */
+    ptrdiff_t yh;      /* y's halo: the items zero the frame around the rows they own */
     int act;
     /* the plan */
     int kb;            /* output blocks per tile */
@@ -279,6 +299,8 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
             }
         }
     }
+    for (int k = 0; k < g->kb; k++)
+        b_frame_rows(y + n * g->yn + (kb0 + k) * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
 }
 
 /* ---------------------------------------------------------------- depthwise */
@@ -286,7 +308,7 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
 typedef struct {
     ptrdiff_t xn, xc, xr, yn, yc, yr, rn, rc, rr;
     ptrdiff_t N, Cb, P, Q, R, S, sh, sw, dh, dw;
-    ptrdiff_t x0;
+    ptrdiff_t x0, yh;
     int act;
 } bdw;
 
@@ -353,6 +375,7 @@ static void bdw_item(const bdw *g, const float *x, const float *w, const float *
             b_epi(yrow + q0 * BL, 0, 1, np, bias + cb * BL, rrow ? rrow + q0 * BL : NULL, 0, g->act);
         }
     }
+    b_frame_rows(y + n * g->yn + cb * g->yc, g->yr, g->Q, g->yh, 0, g->P, g->P);
 }
 
 /* ---------------------------------------------------------------- pooling and small ops */

@@ -6,7 +6,8 @@ channel-block slice of a larger buffer qualifies: the N and block strides come f
 the memoryviews are declared strided).
 Every function releases the GIL and runs `nthreads` OpenMP threads over independent work items whose
 reduction order depends on the geometry only, so results do not depend on the thread count. Each
-writes its output's interior and zeroes its frame (the layout's invariant).
+writes its output's interior and zeroes its frame (the layout's invariant; the convolutions' work
+items zero the frame of the rows they own, in the same parallel loop).
 """
 from cython.parallel cimport prange
 
@@ -18,7 +19,7 @@ cdef extern from "blocked.h" nogil:
     ctypedef struct bconv:
         Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
         Py_ssize_t N, Cb, CI, Kb, P, Q, R, S, sh, sw, dh, dw
-        Py_ssize_t ps, cs, x0
+        Py_ssize_t ps, cs, x0, yh
         int act
         int kb, np
         Py_ssize_t ngrp, cbc, band, nband, items
@@ -28,7 +29,7 @@ cdef extern from "blocked.h" nogil:
     ctypedef struct bdw:
         Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
         Py_ssize_t N, Cb, P, Q, R, S, sh, sw, dh, dw
-        Py_ssize_t x0
+        Py_ssize_t x0, yh
         int act
     void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
                   float *y, Py_ssize_t item)
@@ -130,6 +131,7 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
     if not 0 <= act <= 4:
         raise ValueError(f"act must be 0 .. 4, got {act}")
     g.act = act
+    g.yh = y_halo
     bconv_plan(&g, nthreads)
     cdef float *yp = &y5[0, 0, y_halo, y_halo, 0]
     if g.N * g.Kb * g.P * g.Q == 0:
@@ -137,7 +139,6 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
     with nogil:
         for i in prange(g.items, num_threads=nthreads, schedule="static"):
             bconv_item(&g, xp, &w6[0, 0, 0, 0, 0, 0], &b1[0], rp, yp, i)
-    _frame(y, y_halo, nthreads)
 
 
 def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,
@@ -180,12 +181,12 @@ def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssiz
     if not 0 <= act <= 4:
         raise ValueError(f"act must be 0 .. 4, got {act}")
     g.act = act
+    g.yh = y_halo
     if g.N * g.Cb * g.P * g.Q == 0:
         return
     with nogil:
         for i in prange(g.N * g.Cb, num_threads=nthreads, schedule="static"):
             bdw_item(&g, &x5[0, 0, 0, 0, 0], &w4[0, 0, 0, 0], &b1[0], rp, &y5[0, 0, y_halo, y_halo, 0], i)
-    _frame(y, y_halo, nthreads)
 
 
 def pool(x, Py_ssize_t x_halo, y, Py_ssize_t y_halo, bint is_max, kernel, stride, padding,

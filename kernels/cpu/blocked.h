@@ -169,8 +169,8 @@ static void bconv_plan(bconv *g, int nthreads)
     /* output blocks per tile: 4 when the row is short enough for 4 x NP <= 24, else 2, else 1 */
     int kb = g->Kb >= 4 && g->Kb % 4 == 0 ? 4 : (g->Kb % 3 == 0 ? 3 : (g->Kb >= 2 && g->Kb % 2 == 0 ? 2 : 1));
     int npmax = kb == 4 ? 6 : (kb == 3 ? 8 : (kb == 2 ? 14 : 14));
-    /* a 7-wide row wants 7 pixels: 3 blocks x 7 beats 4 x 6 + 4 x 1 */
-    if (kb == 4 && g->Q % 7 == 0 && g->Q <= 14) { kb = 2; npmax = 14; }
+    /* a row of 7 or 14 wants tiles of 7 pixels: 4 blocks x 7 (28 accumulators) beats 4 x 6 + 4 x 1 */
+    if (kb == 4 && g->Q % 7 == 0 && g->Q <= 14) npmax = 7;
     const ptrdiff_t ntile = b_cdiv(g->Q, npmax);
     g->kb = kb;
     g->np = (int)b_cdiv(g->Q, ntile);
@@ -253,7 +253,8 @@ B_INLINE void bconv_tile_mode(const bconv *g, const int MODE, int kb, int np, co
                           case 7: BCONV_CALL(3, 7); break; default: BCONV_CALL(3, 8); break; } break;
     default: switch (np) { case 1: BCONV_CALL(4, 1); break; case 2: BCONV_CALL(4, 2); break;
                            case 3: BCONV_CALL(4, 3); break; case 4: BCONV_CALL(4, 4); break;
-                           case 5: BCONV_CALL(4, 5); break; default: BCONV_CALL(4, 6); break; }
+                           case 5: BCONV_CALL(4, 5); break; case 6: BCONV_CALL(4, 6); break;
+                           default: BCONV_CALL(4, 7); break; }
     }
 }
 #undef BCONV_NP_CASES_1_8
@@ -310,41 +311,75 @@ typedef struct {
     ptrdiff_t N, Cb, P, Q, R, S, sh, sw, dh, dw;
     ptrdiff_t x0, yh;
     int act;
+    ptrdiff_t band, nband;   /* output rows per work item, items per plane */
 } bdw;
+
+/* Bands of rows so that a layer with few planes still gives every thread work (>= 4 items each). */
+static void bdw_plan(bdw *g, int nthreads)
+{
+    const ptrdiff_t planes = g->N * g->Cb;
+    ptrdiff_t nb = b_cdiv(4 * (ptrdiff_t)nthreads, planes > 0 ? planes : 1);
+    if (nb > g->P) nb = g->P;
+    if (nb < 1) nb = 1;
+    g->band = b_cdiv(g->P, nb);
+    g->nband = b_cdiv(g->P, g->band);
+}
 
 #define BDW_NP 8
 
-/* NP pixels of row p of block cb, input row pointer per tap row computed from the origin. */
-B_INLINE void bdw_tile(const bdw *g, const int NP, const int SW, const float *restrict xb,
+/* NP pixels of row p of block cb. KS (3 or 5, with dilation 1) and SW (1 or 2) compile-time: the input
+   vectors of a tap row are loaded once (NP*SW + KS - SW of them) and shared by the KS taps that reuse
+   them; KS 0: any kernel and dilation, one load per tap. */
+B_INLINE void bdw_tile(const bdw *g, const int NP, const int SW, const int KS, const float *restrict xb,
                        const float *restrict wb, ptrdiff_t p, ptrdiff_t q0, float *restrict yp)
 {
     bv acc[BDW_NP];
     for (int j = 0; j < NP; j++) acc[j] = (bv){0};
-    const ptrdiff_t S = g->S, dw = g->dw;
-    for (ptrdiff_t r = 0; r < g->R; r++) {
-        const float *row = xb + g->x0 + (p * g->sh + r * g->dh) * g->xr + q0 * SW * BL;
+    const ptrdiff_t S = KS ? KS : g->S, R = KS ? KS : g->R, dw = KS ? 1 : g->dw, dh = KS ? 1 : g->dh;
+    for (ptrdiff_t r = 0; r < R; r++) {
+        const float *row = xb + g->x0 + (p * g->sh + r * dh) * g->xr + q0 * SW * BL;
         const float *wr = wb + r * S * BL;
-        for (ptrdiff_t s = 0; s < S; s++) {
-            const bv wv = BLD(wr + s * BL);
-            const float *xs = row + s * dw * BL;
-            for (int j = 0; j < NP; j++) acc[j] += wv * BLD(xs + j * SW * BL);
+        if (KS) {
+            bv xin[BDW_NP * 2 + 4];
+            const int nin = (NP - 1) * SW + KS;
+            for (int i = 0; i < nin; i++) xin[i] = BLD(row + i * BL);
+            for (int s = 0; s < KS; s++) {
+                const bv wv = BLD(wr + s * BL);
+                for (int j = 0; j < NP; j++) acc[j] += wv * xin[j * SW + s];
+            }
+        } else {
+            for (ptrdiff_t s = 0; s < S; s++) {
+                const bv wv = BLD(wr + s * BL);
+                const float *xs = row + s * dw * BL;
+                for (int j = 0; j < NP; j++) acc[j] += wv * BLD(xs + j * SW * BL);
+            }
         }
     }
     for (int j = 0; j < NP; j++) BST(yp + j * BL, acc[j]);
 }
 
+#define BDW_CASES(SWC, KSC)                                                                      \
+    switch (np) {                                                                                \
+    case 1: bdw_tile(g, 1, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
+    case 2: bdw_tile(g, 2, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
+    case 3: bdw_tile(g, 3, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
+    case 4: bdw_tile(g, 4, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
+    case 5: bdw_tile(g, 5, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
+    case 6: bdw_tile(g, 6, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
+    case 7: bdw_tile(g, 7, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
+    default: bdw_tile(g, 8, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
+    }
+
 static void bdw_tile_any(const bdw *g, int np, const float *xb, const float *wb, ptrdiff_t p, ptrdiff_t q0,
                          float *yp)
 {
-#define BDW_CASES(SWC)                                                                           \
-    switch (np) {                                                                                \
-    case 1: bdw_tile(g, 1, SWC, xb, wb, p, q0, yp); break; case 2: bdw_tile(g, 2, SWC, xb, wb, p, q0, yp); break; \
-    case 3: bdw_tile(g, 3, SWC, xb, wb, p, q0, yp); break; case 4: bdw_tile(g, 4, SWC, xb, wb, p, q0, yp); break; \
-    case 5: bdw_tile(g, 5, SWC, xb, wb, p, q0, yp); break; case 6: bdw_tile(g, 6, SWC, xb, wb, p, q0, yp); break; \
-    case 7: bdw_tile(g, 7, SWC, xb, wb, p, q0, yp); break; default: bdw_tile(g, 8, SWC, xb, wb, p, q0, yp); break; \
-    }
-    if (g->sw == 1) { BDW_CASES(1) }
-    else if (g->sw == 2) { BDW_CASES(2) }
+    const int ks = g->R == g->S && g->dh == 1 && g->dw == 1 && (g->R == 3 || g->R == 5) ? (int)g->R : 0;
+    if (g->sw == 1 && ks == 3) { BDW_CASES(1, 3) }
+    else if (g->sw == 1 && ks == 5) { BDW_CASES(1, 5) }
+    else if (g->sw == 2 && ks == 3) { BDW_CASES(2, 3) }
+    else if (g->sw == 2 && ks == 5) { BDW_CASES(2, 5) }
+    else if (g->sw == 1) { BDW_CASES(1, 0) }
+    else if (g->sw == 2) { BDW_CASES(2, 0) }
     else {
         /* any other stride: one pixel at a time */
         for (int j = 0; j < np; j++) {
@@ -356,17 +391,19 @@ static void bdw_tile_any(const bdw *g, int np, const float *xb, const float *wb,
             BST(yp + j * BL, acc);
         }
     }
-#undef BDW_CASES
 }
+#undef BDW_CASES
 
-/* Work item: one (image, block) plane, all rows. */
+/* Work item: a band of rows of one (image, block) plane. */
 static void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
                      float *y, ptrdiff_t item)
 {
-    const ptrdiff_t n = item / g->Cb, cb = item % g->Cb;
+    const ptrdiff_t band = item % g->nband, plane = item / g->nband;
+    const ptrdiff_t n = plane / g->Cb, cb = plane % g->Cb;
+    const ptrdiff_t p0 = band * g->band, p1 = p0 + g->band < g->P ? p0 + g->band : g->P;
     const float *xb = x + n * g->xn + cb * g->xc;
     const float *wb = w + cb * g->R * g->S * BL;
-    for (ptrdiff_t p = 0; p < g->P; p++) {
+    for (ptrdiff_t p = p0; p < p1; p++) {
         float *yrow = y + n * g->yn + cb * g->yc + p * g->yr;
         const float *rrow = res ? res + n * g->rn + cb * g->rc + p * g->rr : NULL;
         for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += BDW_NP) {
@@ -375,7 +412,7 @@ static void bdw_item(const bdw *g, const float *x, const float *w, const float *
             b_epi(yrow + q0 * BL, 0, 1, np, bias + cb * BL, rrow ? rrow + q0 * BL : NULL, 0, g->act);
         }
     }
-    b_frame_rows(y + n * g->yn + cb * g->yc, g->yr, g->Q, g->yh, 0, g->P, g->P);
+    b_frame_rows(y + n * g->yn + cb * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
 }
 
 /* ---------------------------------------------------------------- pooling and small ops */

@@ -31,6 +31,8 @@ cdef extern from "blocked.h" nogil:
         Py_ssize_t N, Cb, P, Q, R, S, sh, sw, dh, dw
         Py_ssize_t x0, yh
         int act
+        Py_ssize_t band, nband
+    void bdw_plan(bdw *g, int nthreads)
     void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
                   float *y, Py_ssize_t item)
     void bpool_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, float *y, Py_ssize_t yr,
@@ -184,8 +186,9 @@ def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssiz
     g.yh = y_halo
     if g.N * g.Cb * g.P * g.Q == 0:
         return
+    bdw_plan(&g, nthreads)
     with nogil:
-        for i in prange(g.N * g.Cb, num_threads=nthreads, schedule="static"):
+        for i in prange(g.N * g.Cb * g.nband, num_threads=nthreads, schedule="static"):
             bdw_item(&g, &x5[0, 0, 0, 0, 0], &w4[0, 0, 0, 0], &b1[0], rp, &y5[0, 0, y_halo, y_halo, 0], i)
 
 

@@ -43,6 +43,7 @@ thread-safe: two threads that meet a new geometry at once measure it once; the o
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -164,14 +165,24 @@ def _key(g, dtype):
     return (g, np.dtype(dtype).str, cpu.ISA)
 
 
+@functools.lru_cache(maxsize=4096)
+def _never_measured(g, dtype_str, min_macs):
+    """Why geometry g is never measured whatever the state (None: it may be). Cached, as `auto` asks
+    on every call of such a geometry; an entry dropped from this cache is merely recomputed."""
+    if len(candidates(g, dtype_str)) < 2:
+        return "the rules are sure: one candidate"
+    if g.macs < min_macs:
+        return f"too small to measure ({g.macs} MACs < {min_macs})"
+    return None
+
+
 def _declines(g, dtype):
-    """Why a new geometry g is not measured (None: it is)."""
+    """Why a new geometry g is not measured now (None: it is)."""
+    why = _never_measured(g, np.dtype(dtype).str, MIN_MACS)
+    if why is not None:
+        return why
     if not autotune_enabled():
         return "measurement is off (CONVFORGE_AUTOTUNE)"
-    if len(candidates(g, dtype)) < 2:
-        return "the rules are sure: one candidate"
-    if g.macs < MIN_MACS:
-        return f"too small to measure ({g.macs} MACs < {MIN_MACS})"
     if _memo.spent >= BUDGET_S:
         return f"this process's measuring budget ({BUDGET_S} s) is spent"
     return None

@@ -19,11 +19,13 @@ kernel on prepacked weights, back to NCHW), an implementation of `auto` that is 
 kernels.ALGORITHMS. So the first call of a geometry that has more than one candidate times the
 candidates on the caller's own arrays, at the current thread count, and keeps the fastest:
 - candidates: depthwise layers have none (the rules are sure); 1x1 layers pointwise and blocked;
-  the others direct (AVX-512 builds only, see above), im2col and blocked; blocked only in float32
-  with groups == 1 and a padding of at most blocked_route.MAX_HALO;
+  the others direct, im2col and blocked. Blocked only in float32 with groups == 1 and a padding of
+  at most blocked_route.MAX_HALO; direct and blocked only in the AVX-512 build: their fast paths are
+  zmm code, and in the AVX2 build they run 6-20x slower than im2col on every regular layer of the
+  set (blocked: 13 GFLOP/s against 240 on vgg.c3_2), so timing them would only cost time;
 - the candidates run in interleaved rounds, each once per round in a rotating order, the best call
-  of each kept: as many rounds (up to MAX_ROUNDS) as fit in GEOMETRY_BUDGET_S, at least one; from
-  the second round on, a candidate over twice the leader's time drops out. One-time costs (loading
+  of each kept: as many rounds (up to MAX_ROUNDS) as fit in GEOMETRY_BUDGET_S, at least one; a
+  candidate over 4x the leader's time drops out after the first round, over 2x after the second. One-time costs (loading
   a module, packing the blocked weights) are paid before the timing. The rules' choice runs first
   and is kept unless another is faster by more than MARGIN;
 - no measurement below MIN_MACS multiply-accumulates (the call costs about as much as its dispatch),
@@ -89,7 +91,7 @@ def candidates(g: ConvGeometry, dtype) -> tuple:
         out = ["pointwise"]
     else:
         out = ["direct", "im2col"] if cpu.ISA == "avx512" else ["im2col"]
-    if blocked_route.unsupported(g.plan.geometry, dtype) is None:
+    if cpu.ISA == "avx512" and blocked_route.unsupported(g.plan.geometry, dtype) is None:
         out.append("blocked")
     first = rules(g)
     return tuple([first] + [c for c in out if c != first])
@@ -213,9 +215,8 @@ def _measure(g, dtype, run, prepare):
                 if t > MAX_FIRST_CALL_S:
                     return (Decision(first, "rules", f"a call takes {t:.3f} s: too slow to measure", {first: t},
                                      threads), outputs[first], 0.0)
-        if rnd >= 1:                     # clear losers drop out (after two rounds: one may be a burst)
-            lead = min(best.values())
-            racing = [impl for impl in racing if best[impl] <= 2 * lead]
+        lead = min(best.values())        # losers drop out: 4x behind after one round, 2x after two
+        racing = [impl for impl in racing if best[impl] <= (2 if rnd else 4) * lead]
         round_s = sum(best[impl] for impl in racing)
         if len(racing) < 2 or _clock() - t_start + round_s > GEOMETRY_BUDGET_S:
             break

@@ -24,8 +24,10 @@ candidates on the caller's own arrays, at the current thread count, and keeps th
   zmm code, and in the AVX2 build they run 6-20x slower than im2col on every regular layer of the
   set (blocked: 13 GFLOP/s against 240 on vgg.c3_2), so timing them would only cost time;
 - the candidates run in interleaved rounds, each once per round in a rotating order, the best call
-  of each kept: as many rounds (up to MAX_ROUNDS) as fit in GEOMETRY_BUDGET_S, at least one; a
-  candidate over 4x the leader's time drops out after the first round, over 2x after the second. One-time costs (loading
+  of each kept: as many rounds (up to MAX_ROUNDS) as fit in GEOMETRY_BUDGET_S, and two at least
+  unless a round takes over SECOND_ROUND_BELOW_S (a scheduler tick of a busy machine can slow one
+  call by milliseconds: the best of two calls is much less likely to have met one); from the
+  second round on, a candidate over twice the leader's best drops out. One-time costs (loading
   a module, packing the blocked weights) are paid before the timing. The rules' choice runs first
   and is kept unless another is faster by more than MARGIN;
 - no measurement below MIN_MACS multiply-accumulates (the call costs about as much as its dispatch),
@@ -61,6 +63,7 @@ IMPLEMENTATIONS = ("direct", "im2col", "pointwise", "depthwise", "blocked")
 MIN_MACS = 1 << 22             # about 20 us of work at the machine's peak
 MAX_FIRST_CALL_S = 0.25
 GEOMETRY_BUDGET_S = 0.04
+SECOND_ROUND_BELOW_S = 0.1
 MAX_ROUNDS = 7
 MARGIN = 0.05
 BUDGET_S = 2.0
@@ -215,10 +218,13 @@ def _measure(g, dtype, run, prepare):
                 if t > MAX_FIRST_CALL_S:
                     return (Decision(first, "rules", f"a call takes {t:.3f} s: too slow to measure", {first: t},
                                      threads), outputs[first], 0.0)
-        lead = min(best.values())        # losers drop out: 4x behind after one round, 2x after two
-        racing = [impl for impl in racing if best[impl] <= (2 if rnd else 4) * lead]
+        if rnd >= 1:                     # losers drop out, once two calls say so (one may meet a burst)
+            lead = min(best.values())
+            racing = [impl for impl in racing if best[impl] <= 2 * lead]
         round_s = sum(best[impl] for impl in racing)
-        if len(racing) < 2 or _clock() - t_start + round_s > GEOMETRY_BUDGET_S:
+        if len(racing) < 2:
+            break
+        if _clock() - t_start + round_s > GEOMETRY_BUDGET_S and (rnd >= 1 or round_s > SECOND_ROUND_BELOW_S):
             break
     winner = min(best, key=best.get)
     if best[winner] * (1 + MARGIN) > best[first]:

@@ -96,20 +96,23 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, algori
         bias = np.ascontiguousarray(bias)
     kg = plan.geometry
     if auto:
-        def run(impl, out):
-            out = np.empty(g.out_shape, dtype=x.dtype) if out is None else out
-            _run_cpu(impl, x, w, bias, out, kg, act)
-            return out
+        impl = select.known(g, x.dtype)      # the implementation this geometry's first call settled on
+        if impl is None:
+            def run(impl, out):
+                out = np.empty(g.out_shape, dtype=x.dtype) if out is None else out
+                _run_cpu(impl, x, w, bias, out, kg, act)
+                return out
 
-        def prepare(impl):             # one-time costs, paid before a measurement times impl
-            if impl == "blocked":
-                _threads.run(blocked_route.weights, w, bias, kg)
-            else:
-                cpu.load(impl)
+            def prepare(impl):             # one-time costs, paid before a measurement times impl
+                if impl == "blocked":
+                    _threads.run(blocked_route.weights, w, bias, kg)
+                else:
+                    cpu.load(impl)
 
-        algorithm, measured = select.auto(g, x.dtype, run, prepare)
-        if measured is not None:
-            return measured
+            impl, measured = select.auto(g, x.dtype, run, prepare)
+            if measured is not None:
+                return measured
+        algorithm = impl
     _run_cpu(algorithm, x, w, bias, y, kg, act)
     return y
 

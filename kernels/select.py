@@ -29,16 +29,20 @@ candidates on the caller's own arrays, at the current thread count, and keeps th
   call by milliseconds: the best of two calls is much less likely to have met one); from the
   second round on, a candidate over twice the leader's best drops out. One-time costs (loading
   a module, packing the blocked weights) are paid before the timing. The rules' choice runs first
-  and is kept unless another is faster by more than MARGIN;
+  and gives way only to a candidate faster by more than MARGIN in every round that both ran;
 - no measurement below MIN_MACS multiply-accumulates (the call costs about as much as its dispatch),
   when the rules' call itself takes over MAX_FIRST_CALL_S (measuring would add seconds), or once
   this process has spent BUDGET_S seconds measuring: the rules decide;
-- CONVFORGE_AUTOTUNE=0 (or off/false/no) turns measurement off: the rules alone decide.
+- CONVFORGE_AUTOTUNE=0 (or off/false/no) turns measurement off: the rules alone decide (it is read
+  at each geometry's first call).
 
-Determinism: the decision is memoised per (geometry, dtype, ISA) for the life of the process, and
-the first call returns the winner's own output, so every call of a geometry gives the same bits. The
-memo holds MAX_ENTRIES decisions and never evicts one (an evicted geometry could be measured again
-and come out differently); once it is full, new geometries get the rules. The thread count is not
+Determinism: the first call of a geometry fixes its implementation for the life of the process:
+the decision (measured, or the rules' when measurement was off, the budget spent or the call too
+slow) is memoised per (geometry, dtype, ISA), and the first call returns the winner's own output,
+so every call of a geometry gives the same bits. Geometries that are never measured (one
+candidate, too small) need no memo: the rules are a pure function of the geometry. The memo holds
+MAX_ENTRIES decisions and never evicts one (an evicted geometry could be measured again and come
+out differently); once it is full, new geometries get the rules. The thread count is not
 part of the key: the geometry is measured at the thread count of its first call and keeps that
 choice at every other count, so that a result never depends on the thread count (DESIGN.md).
 Every implementation meets the same tolerance against kernels.reference, so the choice changes a
@@ -65,7 +69,7 @@ MAX_FIRST_CALL_S = 0.25
 GEOMETRY_BUDGET_S = 0.04
 SECOND_ROUND_BELOW_S = 0.1
 MAX_ROUNDS = 7
-MARGIN = 0.05
+MARGIN = 0.10
 BUDGET_S = 2.0
 MAX_ENTRIES = 4096
 
@@ -101,7 +105,7 @@ def candidates(g: ConvGeometry, dtype) -> tuple:
 
 
 def autotune_enabled() -> bool:
-    """False when CONVFORGE_AUTOTUNE is 0, off, false or no (read at each new geometry)."""
+    """False when CONVFORGE_AUTOTUNE is 0, off, false or no."""
     return os.environ.get("CONVFORGE_AUTOTUNE", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
@@ -170,10 +174,32 @@ def _key(g, dtype):
     return (g, np.dtype(dtype).str, cpu.ISA)
 
 
+# Every answer `auto` has given, by the geometry object's identity (kernels.shapes memoises geometries,
+# so a layer called again hands over the same object): one small dict lookup per call instead of
+# hashing an 18-field geometry into the memo. The entry holds the geometry, so its id is not reused
+# while the entry lives. Bounded by clearing: everything in it can be derived again (from the memo,
+# or from the rules for geometries that are never measured).
+FAST_ENTRIES = 4096
+_fast = {}
+
+
+def known(g: ConvGeometry, dtype):
+    """The implementation `auto` settled on for this very geometry object, or None."""
+    hit = _fast.get((id(g), np.dtype(dtype).char))
+    return hit[1] if hit is not None and hit[0] is g else None
+
+
+def _remember(g, dtype, impl):
+    if len(_fast) >= FAST_ENTRIES:
+        _fast.clear()
+    _fast[(id(g), dtype.char)] = (g, impl)
+    return impl
+
+
 @functools.lru_cache(maxsize=4096)
 def _never_measured(g, dtype_str, min_macs):
-    """Why geometry g is never measured whatever the state (None: it may be). Cached, as `auto` asks
-    on every call of such a geometry; an entry dropped from this cache is merely recomputed."""
+    """Why geometry g is never measured whatever the state (None: it may be): a pure function of its
+    arguments, cached."""
     if len(candidates(g, dtype_str)) < 2:
         return "the rules are sure: one candidate"
     if g.macs < min_macs:
@@ -181,11 +207,8 @@ def _never_measured(g, dtype_str, min_macs):
     return None
 
 
-def _declines(g, dtype):
-    """Why a new geometry g is not measured now (None: it is)."""
-    why = _never_measured(g, np.dtype(dtype).str, MIN_MACS)
-    if why is not None:
-        return why
+def _declines_now():
+    """Why a measurable new geometry is left to the rules now (None: it is measured)."""
     if not autotune_enabled():
         return "measurement is off (CONVFORGE_AUTOTUNE)"
     if _memo.spent >= BUDGET_S:
@@ -195,15 +218,15 @@ def _declines(g, dtype):
 
 def _measure(g, dtype, run, prepare):
     """Time the candidates in interleaved rounds (each round runs every candidate still in the race
-    once, in an order rotated from round to round, so that a burst of load touches them alike), the
-    best call of each kept. -> (Decision, the winner's output, seconds spent beyond the caller's own
-    call)."""
+    once, in an order rotated from round to round, so that a burst of load touches them alike).
+    -> (Decision, the winner's output, seconds spent beyond the caller's own call)."""
     order = candidates(g, dtype)
     first, threads = order[0], _threads.get_num_threads()
     if prepare is not None:
         for impl in order:
             prepare(impl)
-    best, outputs = {}, {}
+    times = {impl: [] for impl in order}          # per round; None once out of the race
+    outputs = {}
     t_start, own = _clock(), 0.0
     racing = list(order)
     for rnd in range(MAX_ROUNDS):
@@ -212,12 +235,16 @@ def _measure(g, dtype, run, prepare):
             t0 = _clock()
             outputs[impl] = run(impl, outputs.get(impl))
             t = _clock() - t0
-            best[impl] = min(best.get(impl, t), t)
+            times[impl].append(t)
             if rnd == 0 and impl == first:
                 own = t
                 if t > MAX_FIRST_CALL_S:
                     return (Decision(first, "rules", f"a call takes {t:.3f} s: too slow to measure", {first: t},
                                      threads), outputs[first], 0.0)
+        for impl in order:
+            if impl not in racing:
+                times[impl].append(None)
+        best = {impl: min(t for t in ts if t is not None) for impl, ts in times.items()}
         if rnd >= 1:                     # losers drop out, once two calls say so (one may meet a burst)
             lead = min(best.values())
             racing = [impl for impl in racing if best[impl] <= 2 * lead]
@@ -227,7 +254,9 @@ def _measure(g, dtype, run, prepare):
         if _clock() - t_start + round_s > GEOMETRY_BUDGET_S and (rnd >= 1 or round_s > SECOND_ROUND_BELOW_S):
             break
     winner = min(best, key=best.get)
-    if best[winner] * (1 + MARGIN) > best[first]:
+    # the rules' choice gives way only to a candidate faster by MARGIN in every round both ran
+    pairs = [(a, b) for a, b in zip(times[first], times[winner]) if a is not None and b is not None]
+    if winner != first and (not pairs or any(a < (1 + MARGIN) * b for a, b in pairs)):
         winner = first
     spent = _clock() - t_start - own
     return (Decision(winner, "measured", f"fastest of {', '.join(order)}", best, threads), outputs[winner], spent)
@@ -239,25 +268,33 @@ def auto(g: ConvGeometry, dtype, run, prepare=None):
     run(impl, out) computes the convolution with implementation `impl` into `out` (a new array when
     None) and returns it; prepare(impl) does that implementation's one-time work. When this call
     measured, the winner's output comes back and is the call's result; otherwise the caller runs the
-    implementation."""
+    implementation. The first call of a geometry fixes its implementation for the process."""
+    dtype = np.dtype(dtype)
+    impl = known(g, dtype)
+    if impl is not None:
+        return impl, None
     key = _key(g, dtype)
     d = _memo.get(key)
     if d is not None:
-        return d.algorithm, None
-    if _declines(g, dtype) is not None:
-        return rules(g), None
+        return _remember(g, dtype, d.algorithm), None
+    if _never_measured(g, dtype.str, MIN_MACS) is not None:
+        return _remember(g, dtype, rules(g)), None
     mine, event = _memo.claim(key)
     if not mine:
         if event is not None:
             event.wait()
         d = _memo.get(key)
-        return (d.algorithm if d is not None else rules(g)), None
-    decision, spent = None, 0.0
+        return _remember(g, dtype, d.algorithm if d is not None else rules(g)), None
+    decision, y, spent = None, None, 0.0
     try:
-        decision, y, spent = _measure(g, dtype, run, prepare)
+        why = _declines_now()
+        if why is not None:              # kept like a measured decision: the first call fixes the choice
+            decision = Decision(rules(g), "rules", why)
+        else:
+            decision, y, spent = _measure(g, dtype, run, prepare)
     finally:
         _memo.finish(key, decision, spent)
-    return decision.algorithm, y
+    return _remember(g, dtype, decision.algorithm), y
 
 
 def choose_algorithm(g: ConvGeometry, device: str = "cpu", dtype=np.float32) -> str:
@@ -281,9 +318,9 @@ def explain(g: ConvGeometry, dtype=np.float32, device: str = "cpu") -> dict:
     if d is not None:
         return {"algorithm": d.algorithm, "source": d.source, "reason": d.reason, "seconds": dict(d.seconds),
                 "threads": d.threads, "candidates": cands}
-    why = _declines(g, dtype)
+    why = _never_measured(g, np.dtype(dtype).str, MIN_MACS) or _declines_now()
     if why is None:
-        why = ("the memo is full" if len(_memo._decisions) >= _memo.capacity
+        why = ("the memo is full" if _memo.info()["entries"] >= _memo.capacity
                else "not seen yet: its first call measures")
     return {"algorithm": rules(g), "source": "rules", "reason": why, "seconds": {}, "threads": None,
             "candidates": cands}
@@ -295,5 +332,7 @@ def memo_info() -> dict:
 
 
 def clear():
-    """Forget every decision and the spent budget (the next call of each geometry measures again)."""
+    """Forget every decision and the spent budget (the next call of each geometry decides again)."""
     _memo.clear()
+    _fast.clear()
+    _never_measured.cache_clear()

@@ -24,12 +24,12 @@ candidates on the caller's own arrays, at the current thread count, and keeps th
   zmm code, and in the AVX2 build they run 6-20x slower than im2col on every regular layer of the
   set (blocked: 13 GFLOP/s against 240 on vgg.c3_2), so timing them would only cost time;
 - the candidates run in interleaved rounds, each once per round in a rotating order, the best call
-  of each kept: as many rounds (up to MAX_ROUNDS) as fit in GEOMETRY_BUDGET_S, and two at least
-  unless a round takes over SECOND_ROUND_BELOW_S (a scheduler tick of a busy machine can slow one
-  call by milliseconds: the best of two calls is much less likely to have met one); from the
-  second round on, a candidate over twice the leader's best drops out. One-time costs (loading
-  a module, packing the blocked weights) are paid before the timing. The rules' choice runs first
-  and gives way only to a candidate faster by more than MARGIN in every round that both ran;
+  of each kept: as many rounds (up to MAX_ROUNDS) as their best calls fit in GEOMETRY_BUDGET_S,
+  and two at least unless a round takes over SECOND_ROUND_BELOW_S (on a busy machine a scheduler
+  tick can slow one call by milliseconds, or a whole round; the best of several calls rarely met
+  one); from the second round on, a candidate over twice the leader's best drops out. One-time
+  costs (loading a module, packing the blocked weights) are paid before the timing. The rules'
+  choice runs first and gives way only to a candidate whose best call is faster by over MARGIN;
 - no measurement below MIN_MACS multiply-accumulates (the call costs about as much as its dispatch),
   when the rules' call itself takes over MAX_FIRST_CALL_S (measuring would add seconds), or once
   this process has spent BUDGET_S seconds measuring: the rules decide;
@@ -67,7 +67,7 @@ IMPLEMENTATIONS = ("direct", "im2col", "pointwise", "depthwise", "blocked")
 MIN_MACS = 1 << 22             # about 20 us of work at the machine's peak
 MAX_FIRST_CALL_S = 0.25
 GEOMETRY_BUDGET_S = 0.04
-SECOND_ROUND_BELOW_S = 0.1
+SECOND_ROUND_BELOW_S = 0.25
 MAX_ROUNDS = 7
 MARGIN = 0.10
 BUDGET_S = 2.0
@@ -225,8 +225,7 @@ def _measure(g, dtype, run, prepare):
     if prepare is not None:
         for impl in order:
             prepare(impl)
-    times = {impl: [] for impl in order}          # per round; None once out of the race
-    outputs = {}
+    best, outputs = {}, {}
     t_start, own = _clock(), 0.0
     racing = list(order)
     for rnd in range(MAX_ROUNDS):
@@ -235,29 +234,23 @@ def _measure(g, dtype, run, prepare):
             t0 = _clock()
             outputs[impl] = run(impl, outputs.get(impl))
             t = _clock() - t0
-            times[impl].append(t)
+            best[impl] = min(best.get(impl, t), t)
             if rnd == 0 and impl == first:
                 own = t
                 if t > MAX_FIRST_CALL_S:
                     return (Decision(first, "rules", f"a call takes {t:.3f} s: too slow to measure", {first: t},
                                      threads), outputs[first], 0.0)
-        for impl in order:
-            if impl not in racing:
-                times[impl].append(None)
-        best = {impl: min(t for t in ts if t is not None) for impl, ts in times.items()}
         if rnd >= 1:                     # losers drop out, once two calls say so (one may meet a burst)
             lead = min(best.values())
             racing = [impl for impl in racing if best[impl] <= 2 * lead]
+        # the cost of a round as the best calls say (a disturbed round must not cut the others short)
         round_s = sum(best[impl] for impl in racing)
-        if len(racing) < 2:
-            break
-        if _clock() - t_start + round_s > GEOMETRY_BUDGET_S and (rnd >= 1 or round_s > SECOND_ROUND_BELOW_S):
+        over = (rnd + 2) * round_s > GEOMETRY_BUDGET_S        # one more round would pass the budget
+        if len(racing) < 2 or (over and (rnd >= 1 or round_s > SECOND_ROUND_BELOW_S)):
             break
     winner = min(best, key=best.get)
-    # the rules' choice gives way only to a candidate faster by MARGIN in every round both ran
-    pairs = [(a, b) for a, b in zip(times[first], times[winner]) if a is not None and b is not None]
-    if winner != first and (not pairs or any(a < (1 + MARGIN) * b for a, b in pairs)):
-        winner = first
+    if best[first] < (1 + MARGIN) * best[winner]:
+        winner = first                   # the rules' choice gives way only to a clear winner
     spent = _clock() - t_start - own
     return (Decision(winner, "measured", f"fastest of {', '.join(order)}", best, threads), outputs[winner], spent)
 

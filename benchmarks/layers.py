@@ -44,6 +44,11 @@ LAYER_TABLE = [
     ("mv2.pw7",       1,  960,   7,  320, 1, 1, 0,    1),
     ("b8.vgg.c3_2",   8,  256,  56,  256, 3, 1, 1,    1),
     ("b8.mv2.dw56",   8,  144,  56,  144, 3, 1, 1,  144),
+    # beyond DESIGN.md's set (issue 8): the small-plane and stride-2 3x3s where ResNets spend their time
+    ("r18.5x_3x3",    1,  512,   7,  512, 3, 1, 1,    1),
+    ("r50.3a_3x3s2",  1,  128,  56,  128, 3, 2, 1,    1),
+    ("r50.4a_3x3s2",  1,  256,  28,  256, 3, 2, 1,    1),
+    ("r50.5a_3x3s2",  1,  512,  14,  512, 3, 2, 1,    1),
 ]
 
 CLASSES = ("regular", "pointwise", "depthwise")

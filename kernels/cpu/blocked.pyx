@@ -134,10 +134,10 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
         raise ValueError(f"act must be 0 .. 4, got {act}")
     g.act = act
     g.yh = y_halo
+    if g.N * g.Kb * g.P * g.Q * g.Cb == 0:
+        return
     bconv_plan(&g, nthreads)
     cdef float *yp = &y5[0, 0, y_halo, y_halo, 0]
-    if g.N * g.Kb * g.P * g.Q == 0:
-        return
     with nogil:
         for i in prange(g.items, num_threads=nthreads, schedule="static"):
             bconv_item(&g, xp, &w6[0, 0, 0, 0, 0, 0], &b1[0], rp, yp, i)

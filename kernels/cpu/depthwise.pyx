@@ -1,7 +1,7 @@
 """Depthwise convolution (groups == C, K = M * C output channels, any kernel, stride, padding, dilation).
 
 Output channel k reads input channel k // M with its own R x S filter w[k, 0]. The kernels are in
-depthwise.h (AVX-512 intrinsics, a portable C path without AVX-512); this module checks the arrays it
+depthwise.h (AVX-512 and AVX2 intrinsics, a plain C path in the generic build); this module checks the arrays it
 is handed, cuts the output into work items (planes, or bands of rows when planes are few) and runs the
 items on `nthreads` OpenMP threads without the GIL.
 """

@@ -9,7 +9,7 @@
 
    simple  (DIRECT_SIMPLE) one item = one (n, k) output plane; for every (c, r, s) tap a row update
            y[p, q] += w * x[...] over the q range that lands inside the input. The obviously-correct
-           version (llm.c's habit): it is the kernel of portable builds (no AVX-512), which GCC
+           version (llm.c's habit): it is the kernel of the AVX2 and generic builds (no AVX-512), which GCC
            auto-vectorises for stride 1, and the fast paths are tested against it.
    wvec    (DIRECT_WVEC, AVX-512, stride_w == 1) vectorised over output width. A register tile is
            WKB = 8 output channels x up to WNV = 3 vectors of LANES consecutive output pixels (each

@@ -7,7 +7,7 @@ the plan's independent work items over an OpenMP prange. Every output element be
 and is reduced in a fixed order, so the result is bit-identical for any thread count.
 
 conv2d_simple has the same signature and always runs the simple path: the obviously-correct
-version that the fast paths are tested against (and the kernel of portable builds).
+version that the fast paths are tested against (and the kernel of the AVX2 and generic builds).
 """
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport free, malloc

@@ -74,7 +74,7 @@ def rel_error(y, ref) -> float:
 class OnnxRuntime:
     """One ONNX Runtime inference session; calling it runs one forward pass and returns the output."""
 
-    def __init__(self, model_path: str, threads: int, profile_prefix: str | None = None):
+    def __init__(self, model_path: str, threads: int, profile_prefix: str | None = None, spinning: bool = False):
         ort = importlib.import_module("onnxruntime")
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -84,7 +84,8 @@ class OnnxRuntime:
         # ORT's idle workers spin after every run by default, taking the cores from the contender timed
         # next (measured: an interleaved PyTorch 1x1 conv 14% and ours 33% slower); off, ORT itself is
         # ~4% slower on that layer. Interleaved timing needs every contender to leave the cores idle.
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # (benchmarks.alone times each engine in a process of its own, where spinning is ORT's default)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         so.log_severity_level = 3                   # errors only: no warnings between the tables
         if profile_prefix is not None:
             so.enable_profiling = True
@@ -94,7 +95,7 @@ class OnnxRuntime:
         self.settings = {"version": ort.__version__, "providers": self.session.get_providers(),
                          "graph_optimization_level": "ORT_ENABLE_ALL", "intra_op_num_threads": threads,
                          "inter_op_num_threads": 1, "execution_mode": "ORT_SEQUENTIAL",
-                         "intra_op.allow_spinning": 0}
+                         "intra_op.allow_spinning": int(spinning)}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input: x})[0]

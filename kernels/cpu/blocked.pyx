@@ -62,6 +62,28 @@ def _check(a, name, ndim=5):
         raise ValueError(f"{name} must have contiguous planes (strides {a.strides})")
 
 
+cdef const float *_residual(res, Py_ssize_t r_halo, y, Py_ssize_t y_halo, Py_ssize_t P, Py_ssize_t Q,
+                            Py_ssize_t *rn, Py_ssize_t *rc, Py_ssize_t *rr) except? NULL:
+    """The residual's interior origin and strides (NULL and zeros without one), checked against y.
+    The pointer is into res's own buffer, which the caller holds for the call."""
+    cdef const float[:, :, :, :, :] r5
+    rn[0] = rc[0] = rr[0] = 0
+    if res is None:
+        return NULL
+    _check(res, "res")
+    if tuple(res.shape[:2]) != tuple(y.shape[:2]) or res.shape[2] - 2 * r_halo != P or res.shape[3] - 2 * r_halo != Q:
+        raise ValueError(f"res {res.shape} (halo {r_halo}) does not match y {y.shape} (halo {y_halo})")
+    r5 = res
+    rn[0], rc[0], rr[0] = _st(res, 0), _st(res, 1), _st(res, 2)
+    return &r5[0, 0, r_halo, r_halo, 0]
+
+
+cdef int _check_act(int act) except -1:
+    if not 0 <= act <= 4:
+        raise ValueError(f"act must be 0 .. 4, got {act}")
+    return 0
+
+
 def _frame(float[:, :, :, :, :] y, Py_ssize_t halo, int nthreads):
     cdef Py_ssize_t i, N = y.shape[0], Cb = y.shape[1], H = y.shape[2] - 2 * halo, W = y.shape[3] - 2 * halo
     cdef Py_ssize_t yr = y.strides[2] // 4
@@ -81,14 +103,11 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
     nchw = cw.nchw_input
     _check(x, "x", 4 if nchw else 5)
     _check(y, "y")
-    if res is not None:
-        _check(res, "res")
     if x_halo < max(cw.pt, cw.pl):
         raise ValueError(f"the input halo {x_halo} is smaller than the padding ({cw.pt}, {cw.pl})")
     cdef const float[:, :, :, ::1] x4
     cdef const float[:, :, :, :, :] x5
     cdef float[:, :, :, :, :] y5 = y
-    cdef const float[:, :, :, :, :] r5
     cdef const float[:, :, :, :, :, ::1] w6 = cw.w
     cdef const float[::1] b1 = cw.bias
     cdef const float *xp
@@ -122,16 +141,8 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
         raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
     g.x0 = (x_halo - cw.pt) * g.xr + (x_halo - cw.pl) * g.ps
     g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
-    if res is not None:
-        if tuple(res.shape[:2]) != tuple(y.shape[:2]) or res.shape[2] - 2 * r_halo != g.P or res.shape[3] - 2 * r_halo != g.Q:
-            raise ValueError(f"res {res.shape} (halo {r_halo}) does not match y {y.shape} (halo {y_halo})")
-        r5 = res
-        rp = &r5[0, 0, r_halo, r_halo, 0]
-        g.rn, g.rc, g.rr = _st(res, 0), _st(res, 1), _st(res, 2)
-    else:
-        g.rn = g.rc = g.rr = 0
-    if not 0 <= act <= 4:
-        raise ValueError(f"act must be 0 .. 4, got {act}")
+    rp = _residual(res, r_halo, y, y_halo, g.P, g.Q, &g.rn, &g.rc, &g.rr)
+    _check_act(act)
     g.act = act
     g.yh = y_halo
     if g.N * g.Kb * g.P * g.Q * g.Cb == 0:
@@ -150,13 +161,10 @@ def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssiz
     cdef Py_ssize_t i
     _check(x, "x")
     _check(y, "y")
-    if res is not None:
-        _check(res, "res")
     if x_halo < max(dwt.pt, dwt.pl):
         raise ValueError(f"the input halo {x_halo} is smaller than the padding ({dwt.pt}, {dwt.pl})")
     cdef const float[:, :, :, :, :] x5 = x
     cdef float[:, :, :, :, :] y5 = y
-    cdef const float[:, :, :, :, :] r5
     cdef const float[:, :, :, ::1] w4 = dwt.w
     cdef const float[::1] b1 = dwt.bias
     cdef const float *rp = NULL
@@ -172,16 +180,8 @@ def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssiz
     g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
     g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
     g.x0 = (x_halo - dwt.pt) * g.xr + (x_halo - dwt.pl) * BL
-    if res is not None:
-        if tuple(res.shape[:2]) != tuple(y.shape[:2]) or res.shape[2] - 2 * r_halo != g.P or res.shape[3] - 2 * r_halo != g.Q:
-            raise ValueError(f"res {res.shape} (halo {r_halo}) does not match y {y.shape} (halo {y_halo})")
-        r5 = res
-        rp = &r5[0, 0, r_halo, r_halo, 0]
-        g.rn, g.rc, g.rr = _st(res, 0), _st(res, 1), _st(res, 2)
-    else:
-        g.rn = g.rc = g.rr = 0
-    if not 0 <= act <= 4:
-        raise ValueError(f"act must be 0 .. 4, got {act}")
+    rp = _residual(res, r_halo, y, y_halo, g.P, g.Q, &g.rn, &g.rc, &g.rr)
+    _check_act(act)
     g.act = act
     g.yh = y_halo
     if g.N * g.Cb * g.P * g.Q == 0:
@@ -267,8 +267,7 @@ def add(a, Py_ssize_t a_halo, b, Py_ssize_t b_halo, y, Py_ssize_t y_halo, int ac
     for name, t, h in (("a", a, a_halo), ("b", b, b_halo)):
         if tuple(t.shape[:2]) != (N, Cb) or t.shape[2] - 2 * h != H or t.shape[3] - 2 * h != W:
             raise ValueError(f"{name} {t.shape} (halo {h}) does not match y {y.shape} (halo {y_halo})")
-    if not 0 <= act <= 4:
-        raise ValueError(f"act must be 0 .. 4, got {act}")
+    _check_act(act)
     cdef Py_ssize_t ar = _st(a, 2), br = _st(b, 2), yr = _st(y, 2)
     if N * Cb * H * W == 0:
         return

@@ -43,3 +43,20 @@ def assert_nan_inf_match(y, ref):
     assert np.array_equal(np.isinf(y), np.isinf(ref))
     finite = np.isfinite(ref)
     assert rel_error(y[finite], ref[finite]) < 1e-5
+
+
+def conv_operands(case):
+    """x, w and bias (or None) of a drawn conv case (keys N, C, H, W, K, R, S, groups, bias, dtype, seed)."""
+    rng = np.random.default_rng(case["seed"])
+    dt = case["dtype"]
+    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
+    w = rng.standard_normal((case["K"], case["C"] // case["groups"], case["R"], case["S"])).astype(dt)
+    b = rng.standard_normal(case["K"]).astype(dt) if case["bias"] else None
+    return x, w, b
+
+
+# The machine's ceilings as the benchmark tests fake them (no probe run inside a test).
+FAKE_CEILINGS = {"isa": "test", "threads": 1, "peak_gflops": {"float32": 500.0, "float64": 250.0},
+                 "peak_gflops_1thread": {"float32": 250.0},
+                 "bandwidth_gbps": {"l2_copy": 400.0, "l3_copy": 100.0, "dram_copy": 40.0},
+                 "roofline_bandwidth_gbps": 40.0, "roofline_bandwidth_name": "dram_copy"}

@@ -13,6 +13,7 @@ pytest.importorskip("matplotlib")
 from benchmarks import __main__ as cli  # noqa: E402
 from benchmarks import layers, machine, roofline, timing  # noqa: E402
 from kernels.shapes import conv_geometry  # noqa: E402
+from .conftest import FAKE_CEILINGS  # noqa: E402
 
 # DESIGN.md's "benchmark layer set", verbatim: name, batch, C, H=W, K, R=S, stride, pad, groups
 DESIGN_TABLE = """
@@ -105,10 +106,6 @@ def test_timing_rounds_and_ratios():
     assert timing.geomean([1.0, 4.0, float("nan")]) == pytest.approx(2.0)
 
 
-FAKE_CEILINGS = {"isa": "test", "threads": 1, "peak_gflops": {"float32": 500.0, "float64": 250.0},
-                 "peak_gflops_1thread": {"float32": 250.0},
-                 "bandwidth_gbps": {"l2_copy": 400.0, "l3_copy": 100.0, "dram_copy": 40.0},
-                 "roofline_bandwidth_gbps": 40.0, "roofline_bandwidth_name": "dram_copy"}
 
 
 def test_tiny_run_json_plots_report(tmp_path, monkeypatch):

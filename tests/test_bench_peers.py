@@ -15,11 +15,8 @@ from benchmarks import machine, ort_profile, peers, suite_networks  # noqa: E402
 from benchmarks.backends import CpuBackend  # noqa: E402
 from benchmarks.timing import Budget  # noqa: E402
 from cnn import models  # noqa: E402
+from .conftest import FAKE_CEILINGS  # noqa: E402
 
-FAKE_CEILINGS = {"isa": "test", "threads": 1, "peak_gflops": {"float32": 500.0, "float64": 250.0},
-                 "peak_gflops_1thread": {"float32": 250.0},
-                 "bandwidth_gbps": {"l2_copy": 400.0, "l3_copy": 100.0, "dram_copy": 40.0},
-                 "roofline_bandwidth_gbps": 40.0, "roofline_bandwidth_name": "dram_copy"}
 TINY = Budget(seconds=0.02, min_rounds=2, max_rounds=3, warmup=1)
 
 

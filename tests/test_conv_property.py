@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import kernels
 from kernels.shapes import check_algorithm, conv_geometry
 
-from .conftest import TOL, assert_nan_inf_match, nan_inf_case, rel_error
+from .conftest import TOL, assert_nan_inf_match, conv_operands, nan_inf_case, rel_error
 
 DTYPES = (np.float32, np.float64)
 
@@ -75,19 +75,10 @@ def conv_case(draw):
                 conv=dict(stride=(sh, sw), padding=padding, dilation=(dh, dw), groups=groups))
 
 
-def make_operands(case):
-    rng = np.random.default_rng(case["seed"])
-    dt = case["dtype"]
-    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
-    w = rng.standard_normal((case["K"], case["C"] // case["groups"], case["R"], case["S"])).astype(dt)
-    b = rng.standard_normal(case["K"]).astype(dt) if case["bias"] else None
-    return x, w, b
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conv_case())
 def test_random_configurations_match_reference(case):
-    x, w, b = make_operands(case)
+    x, w, b = conv_operands(case)
     check_all_algorithms(x, w, b, activation=case["activation"], **case["conv"])
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import kernels
 from kernels.shapes import conv_geometry, output_size, pool_geometry
 
-from .conftest import TOL, rel_error
+from .conftest import TOL, conv_operands, rel_error
 
 DTYPES = (np.float32, np.float64)
 BIG = st.integers(2**20, 2**62)
@@ -151,15 +151,6 @@ def conv_case(draw):
     return dict(algorithm=algorithm, N=draw(st.integers(1, 2)), C=C, H=H, W=W, K=K, R=R, S=S,
                 groups=groups, stride=(sh, sw), dilation=(dh, dw), padding="same" if same else (ph, pw),
                 bias=draw(st.booleans()), dtype=draw(st.sampled_from(DTYPES)), seed=draw(st.integers(0, 2**16)))
-
-
-def conv_operands(case):
-    rng = np.random.default_rng(case["seed"])
-    dt = case["dtype"]
-    x = rng.standard_normal((case["N"], case["C"], case["H"], case["W"])).astype(dt)
-    w = rng.standard_normal((case["K"], case["C"] // case["groups"], case["R"], case["S"])).astype(dt)
-    b = rng.standard_normal(case["K"]).astype(dt) if case["bias"] else None
-    return x, w, b
 
 
 def resolved_pads(case):

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 import kernels
 from kernels.shapes import conv_geometry
 
-from .conftest import TOL, assert_nan_inf_match, nan_inf_case, rel_error
-from .test_conv_property import SPECIALISED, _accepts, conv_case, make_operands
+from .conftest import TOL, assert_nan_inf_match, conv_operands, nan_inf_case, rel_error
+from .test_conv_property import SPECIALISED, _accepts, conv_case
 
 pytestmark = pytest.mark.gpu
 
@@ -72,7 +72,7 @@ def check_gpu_algorithms(cp, x, w, b, activation=None, **conv):
                                                                   HealthCheck.function_scoped_fixture])
 @given(case=conv_case())
 def test_random_configurations_match_reference(cp, case):
-    x, w, b = make_operands(case)
+    x, w, b = conv_operands(case)
     check_gpu_algorithms(cp, x, w, b, activation=case["activation"], **case["conv"])
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from cnn.layers import Flatten
 
-from .conftest import rel_error
+from .conftest import FAKE_CEILINGS, rel_error
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -59,10 +59,6 @@ def test_build_your_own_network(tmp_path, monkeypatch):
         assert rel_error(net(x), tnet(torch.from_numpy(x)).numpy()) < 1e-5
 
 
-FAKE_CEILINGS = {"isa": "test", "threads": 1, "peak_gflops": {"float32": 500.0, "float64": 250.0},
-                 "peak_gflops_1thread": {"float32": 250.0},
-                 "bandwidth_gbps": {"l2_copy": 400.0, "l3_copy": 100.0, "dram_copy": 40.0},
-                 "roofline_bandwidth_gbps": 40.0, "roofline_bandwidth_name": "dram_copy"}
 
 
 def test_measure_your_own_layer(tmp_path, monkeypatch):

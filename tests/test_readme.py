@@ -59,8 +59,6 @@ def test_build_your_own_network(tmp_path, monkeypatch):
         assert rel_error(net(x), tnet(torch.from_numpy(x)).numpy()) < 1e-5
 
 
-
-
 def test_measure_your_own_layer(tmp_path, monkeypatch):
     pytest.importorskip("rich")
     pytest.importorskip("matplotlib")

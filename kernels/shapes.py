@@ -49,9 +49,10 @@ def positive_pair(value, name):
 
 def resolve_padding(padding, R, S, stride, dilation):
     """-> (top, bottom, left, right). "same" keeps the size at stride 1; an even kernel pads the extra
-    row/column at the bottom/right (TensorFlow's and PyTorch's convention)."""
+    row/column at the bottom/right (TensorFlow's and PyTorch's convention). The strings are lower case,
+    as torch takes them."""
     if isinstance(padding, str):
-        mode = padding.lower()
+        mode = padding
         if mode == "valid":
             return 0, 0, 0, 0
         if mode == "same":
@@ -59,7 +60,8 @@ def resolve_padding(padding, R, S, stride, dilation):
                 raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
             th, tw = dilation[0] * (R - 1), dilation[1] * (S - 1)
             return th // 2, th - th // 2, tw // 2, tw - tw // 2
-        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        hint = " (padding strings are lower case)" if padding.lower() in ("same", "valid") else ""
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}{hint}")
     ph, pw = pair(padding, "padding")
     if ph < 0 or pw < 0:
         raise ValueError(f"padding must be non-negative, got {padding!r}")

@@ -175,3 +175,12 @@ def test_concurrent_calls_from_python_threads():
         t.join()
     for r, e in zip(results, expected):
         assert np.array_equal(r, e)
+
+
+def test_padding_strings_are_lower_case_as_in_torch():
+    x = np.ones((1, 2, 5, 5), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    assert kernels.conv2d(x, w, padding="same").shape == (1, 3, 5, 5)
+    for bad in ("SAME", "Valid"):
+        with pytest.raises(ValueError, match="lower case"):
+            kernels.conv2d(x, w, padding=bad)

@@ -41,9 +41,10 @@ def pair(value, name):
 
 
 def positive_pair(value, name):
+    """An int or an (h, w) pair of ints, both >= 1 -> (h, w)."""
     h, w = pair(value, name)
     if h < 1 or w < 1:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
     return h, w
 
 

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from kernels.shapes import pair
+from kernels.shapes import pair, positive_pair  # noqa: F401  (positive_pair: the layers' check too)
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -30,14 +30,6 @@ def integer(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {value!r}")
     return int(value)
-
-
-def positive_pair(value, name):
-    """An int or an (h, w) pair of ints, both >= 1 -> (h, w)."""
-    h, w = pair(value, name)
-    if h < 1 or w < 1:
-        raise ValueError(f"{name} must be >= 1, got {value!r}")
-    return h, w
 
 
 def non_negative_pair(value, name):

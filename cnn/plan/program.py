@@ -57,7 +57,7 @@ class Program:
     """Values -> storages and views; nodes -> steps."""
 
     def __init__(self, graph, layouts, halos, placed):
-        self.graph, self.layouts, self.placed = graph, layouts, placed
+        self.graph, self.layouts = graph, layouts
         self.blocked = cpu.load("blocked")
         self.layout = cpu.load("layout")
         self.view_of = {}       # value -> (storage, block offset or None)

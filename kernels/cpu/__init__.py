@@ -15,7 +15,7 @@ import os
 from . import cpuid
 from .isa import ISAS, LEVELS
 
-KERNELS = ("direct", "im2col", "pointwise", "depthwise", "pooling")
+KERNELS = ("direct", "im2col", "pointwise", "depthwise", "pooling", "blocked", "layout")
 
 
 def runnable_isas():

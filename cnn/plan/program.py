@@ -163,17 +163,19 @@ class Program:
             r, rh = (vw(res), h[res]) if res is not None else (None, 0)
             act, packed, kind = n.attrs["act"], n.attrs["packed"], n.attrs["kind"]
             if kind == "dense":
-                return lambda: run(F.conv, x, xh, packed, y, yh, r, rh, act)
+                call = F.Conv(x, xh, packed, y, yh, r, rh, act)
+                return lambda: run(call)
             if kind == "depthwise":
-                return lambda: run(F.depthwise, x, xh, packed, y, yh, r, rh, act)
+                call = F.Depthwise(x, xh, packed, y, yh, r, rh, act)
+                return lambda: run(call)
             g = n.attrs["g"]
             cgb, kgb = g.Cg // B.BLOCK, g.Kg // B.BLOCK
-            parts = [(x[:, i * cgb:(i + 1) * cgb], packed[i], y[:, i * kgb:(i + 1) * kgb],
-                      None if r is None else r[:, i * kgb:(i + 1) * kgb]) for i in range(g.groups)]
+            parts = [F.Conv(x[:, i * cgb:(i + 1) * cgb], xh, packed[i], y[:, i * kgb:(i + 1) * kgb], yh,
+                            None if r is None else r[:, i * kgb:(i + 1) * kgb], rh, act) for i in range(g.groups)]
 
             def grouped():
-                for xi, wi, yi, ri in parts:
-                    run(F.conv, xi, xh, wi, yi, yh, ri, rh, act)
+                for call in parts:
+                    run(call)
             return grouped
         if op == "pool":
             x, y, g = vw(n.inputs[0]), vw(n.out), n.attrs["g"]
@@ -243,14 +245,14 @@ class Program:
         xpad = np.zeros((N, fb * B.BLOCK), dtype=np.float32)
         xin_view = xin[0, :, 0].transpose(1, 0, 2)               # (N, fb, 16), a view of xin
         out_view = out[0, :, 0].transpose(1, 0, 2)
-        conv = self.blocked.conv
+        conv = self.blocked.Conv(xin, 0, cw, out, 0, None, 0, act)
 
         def linear():
             if N == 0:
                 return
             xpad[:, :F_] = x
             np.copyto(xin_view, xpad.reshape(N, fb, B.BLOCK))
-            _threads.run(conv, xin, 0, cw, out, 0, None, 0, act)
+            _threads.run(conv)
             np.copyto(y, out_view.reshape(N, kb * B.BLOCK)[:, :K])
         return linear
 

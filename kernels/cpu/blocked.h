@@ -31,6 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #define BL 16                      /* lanes of a block */
 #define BKB_MAX 4                  /* most output blocks in a register tile */
@@ -54,6 +57,23 @@ B_INLINE bv b_sel(bvi m, bv a, bv b) { return (bv)(((bvi)a & m) | ((bvi)b & ~m))
    range; NaN stays NaN (comparisons with NaN are false, so the clamps keep it). */
 B_INLINE bv b_vexp(bv v)
 {
+#if defined(__AVX512F__)
+    /* the same polynomial; max/min keep NaN as the second operand, the rounding and the 2^n
+       scaling are one instruction each (about half the work of the portable version) */
+    const __m512 x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), (__m512)v));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const bv nv = (bv)n, xv = (bv)x;
+    const bv r = xv - nv * 0.693359375f + nv * 2.12194440e-4f;
+    bv p = (bv){0} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return (bv)_mm512_scalef_ps((__m512)p, n);
+#else
     const bv lo = (bv){0} - 87.0f, hi = (bv){0} + 88.0f;
     v = b_sel(v < lo, lo, v);
     v = b_sel(v > hi, hi, v);
@@ -69,6 +89,7 @@ B_INLINE bv b_vexp(bv v)
     p = p * r * r + r + 1.0f;
     const bvi e = (__builtin_convertvector(n, bvi) + 127) << 23;
     return p * (bv)e;
+#endif
 }
 
 /* The activation of the epilogue; ReLU/ReLU6 keep NaN (v < 0 is false for NaN). */
@@ -85,12 +106,12 @@ B_INLINE bv b_vact(bv v, const int act)
 }
 
 /* The epilogue of a finished tile of kb blocks (block stride yc) x np pixels, still in L1:
-   y = act(y + bias [+ res]) (res: the residual's tile, block stride rc, or NULL). */
+   y = act(y + bias [+ res]) (bias or res NULL: none; res is the residual's tile, block stride rc). */
 B_INLINE void b_epi_act(float *y, ptrdiff_t yc, int kb, int np, const float *bias, const float *res,
                         ptrdiff_t rc, const int ACT)
 {
     for (int k = 0; k < kb; k++) {
-        const bv b = BLD(bias + k * BL);
+        const bv b = bias ? BLD(bias + k * BL) : (bv){0};
         float *yk = y + k * yc;
         const float *rk = res ? res + k * rc : NULL;
         for (int j = 0; j < np; j++) {
@@ -162,33 +183,82 @@ typedef struct {
 
 static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
 
-/* Choose the tile, the chunks and the work items; `nthreads` only sizes the bands (the reduction
-   order never depends on it). */
+/* Most pixels of a KB-block tile: the KB x NP accumulators, KB weight vectors and one broadcast fit
+   the 32 vector registers (4 x 7 spills one accumulator, measured to cost less than the 4 x 6 + 4 x 1
+   split of a row of 7 or 14). */
+static inline int b_npmax(int kb) { return kb == 4 ? 7 : (kb == 3 ? 9 : BNP_MAX); }
+
+/* Cost of a tile per input channel, in FMA slots: its FMAs plus what does not overlap them (the
+   weight loads, the broadcasts, the loop), and the spilled accumulator of 4 x 7. */
+static inline ptrdiff_t b_tile_cost(int kb, int np) { return (ptrdiff_t)kb * np + 2 + 3 * (kb * np + kb + 1 > 32); }
+
+/* The busiest thread's rows under OpenMP's static schedule (thread t runs a contiguous run of
+   items / T or items / T + 1 items) when an item is a band of rows and `nband` bands make a plane. */
+static ptrdiff_t b_busiest_rows(ptrdiff_t items, ptrdiff_t nband, ptrdiff_t band, ptrdiff_t P, int nthreads)
+{
+    const ptrdiff_t q = items / nthreads, r = items % nthreads;
+    ptrdiff_t worst = 0, i = 0;
+    for (int t = 0; t < nthreads && i < items; t++) {
+        const ptrdiff_t n = q + (t < r);
+        ptrdiff_t rows = 0;
+        if (nband == 1) {
+            rows = n * P;
+        } else {
+            for (ptrdiff_t k = i; k < i + n; k++) {
+                const ptrdiff_t b = k % nband;
+                rows += b == nband - 1 ? P - b * band : band;
+            }
+        }
+        if (rows > worst) worst = rows;
+        i += n;
+    }
+    return worst;
+}
+
+/* Choose the tile (kb blocks x np pixels), the chunks and the work items: the tile and the bands of
+   rows that minimise the busiest thread's work (its rows x a row's tiles x their cost, and a small
+   cost per item, whose weights come through L1 again). `nthreads` only sizes the work items; the
+   reduction order of an output element never depends on it (one tile, its chunks in order). */
 static void bconv_plan(bconv *g, int nthreads)
 {
-    /* output blocks per tile: 4 when the row is short enough for 4 x NP <= 24, else 2, else 1 */
-    int kb = g->Kb >= 4 && g->Kb % 4 == 0 ? 4 : (g->Kb % 3 == 0 ? 3 : (g->Kb >= 2 && g->Kb % 2 == 0 ? 2 : 1));
-    int npmax = kb == 4 ? 6 : (kb == 3 ? 8 : (kb == 2 ? 14 : 14));
-    /* a row of 7 or 14 wants tiles of 7 pixels: 4 blocks x 7 (28 accumulators) beats 4 x 6 + 4 x 1 */
-    if (kb == 4 && g->Q % 7 == 0 && g->Q <= 14) npmax = 7;
-    const ptrdiff_t ntile = b_cdiv(g->Q, npmax);
-    g->kb = kb;
-    g->np = (int)b_cdiv(g->Q, ntile);
-    g->ngrp = g->Kb / kb;
-    const ptrdiff_t per_block = (ptrdiff_t)kb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
+    ptrdiff_t best = -1;
+    for (int kb = BKB_MAX; kb >= 1; kb--) {
+        if (g->Kb % kb) continue;
+        const ptrdiff_t ngrp = g->Kb / kb, nt0 = b_cdiv(g->Q, b_npmax(kb));
+        /* bands only while the planes x groups alone leave threads short of about 8 items each */
+        ptrdiff_t nbmax = g->N * ngrp >= 8 * (ptrdiff_t)nthreads ? 1 : b_cdiv(8 * (ptrdiff_t)nthreads, g->N * ngrp);
+        if (nbmax > g->P) nbmax = g->P;
+        for (ptrdiff_t ntile = nt0; ntile <= nt0 + 2 && ntile <= g->Q; ntile++) {
+            const int np = (int)b_cdiv(g->Q, ntile);
+            const ptrdiff_t row = b_cdiv(g->Q, np) * b_tile_cost(kb, np);
+            for (ptrdiff_t nb = 1; nb <= nbmax; nb++) {
+                const ptrdiff_t band = b_cdiv(g->P, nb), nband = b_cdiv(g->P, band);
+                const ptrdiff_t items = g->N * ngrp * nband;
+                const ptrdiff_t cost = b_busiest_rows(items, nband, band, g->P, nthreads) * row
+                                       + b_cdiv(items, nthreads) * 8;
+                if (best < 0 || cost < best) {
+                    best = cost;
+                    g->kb = kb, g->np = np, g->ngrp = ngrp, g->band = band, g->nband = nband, g->items = items;
+                }
+            }
+        }
+    }
+    const ptrdiff_t per_block = (ptrdiff_t)g->kb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
     g->cbc = BCHUNK_BYTES / per_block;
     if (g->cbc < 1) g->cbc = 1;
     if (g->cbc > g->Cb) g->cbc = g->Cb;
     g->cbc = b_cdiv(g->Cb, b_cdiv(g->Cb, g->cbc));     /* equal chunks */
-    /* bands of rows: enough items for the threads (>= 4 each when the layer allows) */
-    const ptrdiff_t want = 4 * (ptrdiff_t)nthreads;
-    ptrdiff_t nband = b_cdiv(want, g->N * g->ngrp);
-    if (nband > g->P) nband = g->P;
-    if (nband < 1) nband = 1;
-    g->band = b_cdiv(g->P, nband);
-    g->nband = b_cdiv(g->P, g->band);
-    g->items = g->N * g->ngrp * g->nband;
 }
+
+/* What a tile does at its ends: the first chunk starts from the bias, the last adds the residual
+   and applies ReLU / ReLU6 in registers before the one store (SiLU and sigmoid, whose exp would
+   multiply the tile's code, run as a pass over the stored tile while it is in L1). */
+typedef struct {
+    const float *bias;      /* the tile's first block's bias */
+    const float *res;       /* the residual's tile, or NULL */
+    ptrdiff_t rc;           /* the residual's block stride */
+    int act, first, last;
+} bepi;
 
 /* One tile: KB blocks x NP pixels at output row p, columns q0 .. q0+NP-1, input blocks
    [cb0, cb0 + ncb). xp points at x's image n; wp at the weights of the group's first block. */
@@ -196,7 +266,7 @@ static void bconv_plan(bconv *g, int nthreads)
    compile-time constants); 0: any (the NCHW stem, other strides). */
 B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int MODE, const float *restrict xp,
                          const float *restrict wp, ptrdiff_t p, ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb,
-                         float *restrict yp, int first)
+                         float *restrict yp, const bepi *e)
 {
     const ptrdiff_t R = g->R, S = g->S;
     const ptrdiff_t CI = MODE ? BL : g->CI, cs = MODE ? 1 : g->cs, ps = MODE ? BL : g->ps;
@@ -205,7 +275,7 @@ B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int M
     bv acc[BKB_MAX][BNP_MAX];
     for (int k = 0; k < KB; k++)
         for (int j = 0; j < NP; j++)
-            acc[k][j] = first ? (bv){0} : BLD(yp + k * g->yc + j * BL);
+            acc[k][j] = e->first ? BLD(e->bias + k * BL) : BLD(yp + k * g->yc + j * BL);
     const float *xrow = xp + g->x0 + p * g->sh * g->xr + q0 * js;
     for (ptrdiff_t cb = cb0; cb < cb0 + ncb; cb++) {
         for (ptrdiff_t r = 0; r < R; r++) {
@@ -224,12 +294,23 @@ B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int M
             }
         }
     }
+    if (e->last && e->res)
+        for (int k = 0; k < KB; k++)
+            for (int j = 0; j < NP; j++) acc[k][j] += BLD(e->res + k * e->rc + j * BL);
+    if (e->last && (e->act == 1 || e->act == 2)) {
+        const bv zero = {0}, six = zero + 6.0f;
+        for (int k = 0; k < KB; k++)
+            for (int j = 0; j < NP; j++) {
+                acc[k][j] = b_sel(acc[k][j] < zero, zero, acc[k][j]);
+                if (e->act == 2) acc[k][j] = b_sel(acc[k][j] > six, six, acc[k][j]);
+            }
+    }
     for (int k = 0; k < KB; k++)
         for (int j = 0; j < NP; j++)
             BST(yp + k * g->yc + j * BL, acc[k][j]);
 }
 
-#define BCONV_CALL(KBC, NPC) bconv_tile(g, KBC, NPC, MODE, xp, wp, p, q0, cb0, ncb, yp, first)
+#define BCONV_CALL(KBC, NPC) bconv_tile(g, KBC, NPC, MODE, xp, wp, p, q0, cb0, ncb, yp, e)
 #define BCONV_NP_CASES_1_8(KBC)                                                      \
     case 1: BCONV_CALL(KBC, 1); break; case 2: BCONV_CALL(KBC, 2); break;            \
     case 3: BCONV_CALL(KBC, 3); break; case 4: BCONV_CALL(KBC, 4); break;            \
@@ -242,15 +323,12 @@ B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int M
 
 /* The tile instance for (kb, np): every case is a compile-time shape, so acc[][] lives in registers. */
 B_INLINE void bconv_tile_mode(const bconv *g, const int MODE, int kb, int np, const float *xp, const float *wp,
-                              ptrdiff_t p, ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
+                              ptrdiff_t p, ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const bepi *e)
 {
     switch (kb) {
     case 1: switch (np) { BCONV_NP_CASES_1_8(1) BCONV_NP_CASES_9_14(1) } break;
     case 2: switch (np) { BCONV_NP_CASES_1_8(2) BCONV_NP_CASES_9_14(2) } break;
-    case 3: switch (np) { case 1: BCONV_CALL(3, 1); break; case 2: BCONV_CALL(3, 2); break;
-                          case 3: BCONV_CALL(3, 3); break; case 4: BCONV_CALL(3, 4); break;
-                          case 5: BCONV_CALL(3, 5); break; case 6: BCONV_CALL(3, 6); break;
-                          case 7: BCONV_CALL(3, 7); break; default: BCONV_CALL(3, 8); break; } break;
+    case 3: switch (np) { BCONV_NP_CASES_1_8(3) default: BCONV_CALL(3, 9); break; } break;
     default: switch (np) { case 1: BCONV_CALL(4, 1); break; case 2: BCONV_CALL(4, 2); break;
                            case 3: BCONV_CALL(4, 3); break; case 4: BCONV_CALL(4, 4); break;
                            case 5: BCONV_CALL(4, 5); break; case 6: BCONV_CALL(4, 6); break;
@@ -262,14 +340,14 @@ B_INLINE void bconv_tile_mode(const bconv *g, const int MODE, int kb, int np, co
 #undef BCONV_CALL
 
 static void bconv_tile_s1(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
-                          ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
-{ bconv_tile_mode(g, 1, kb, np, xp, wp, p, q0, cb0, ncb, yp, first); }
+                          ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const bepi *e)
+{ bconv_tile_mode(g, 1, kb, np, xp, wp, p, q0, cb0, ncb, yp, e); }
 static void bconv_tile_s2(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
-                          ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
-{ bconv_tile_mode(g, 2, kb, np, xp, wp, p, q0, cb0, ncb, yp, first); }
+                          ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const bepi *e)
+{ bconv_tile_mode(g, 2, kb, np, xp, wp, p, q0, cb0, ncb, yp, e); }
 static void bconv_tile_gen(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
-                           ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, int first)
-{ bconv_tile_mode(g, 0, kb, np, xp, wp, p, q0, cb0, ncb, yp, first); }
+                           ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const bepi *e)
+{ bconv_tile_mode(g, 0, kb, np, xp, wp, p, q0, cb0, ncb, yp, e); }
 
 /* Work item `item`: image n, KB-block group, band of rows; all chunks, all rows, all tiles, then the
    epilogue of each finished row. */
@@ -282,7 +360,7 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
     const float *xp = x + n * g->xn;
     const float *wp = w + kb0 * g->Cb * g->R * g->S * g->CI * BL;
     void (*tile)(const bconv *, int, int, const float *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                 ptrdiff_t, float *, int) = bconv_tile_gen;
+                 ptrdiff_t, float *, const bepi *) = bconv_tile_gen;
     if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 1) tile = bconv_tile_s1;
     if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 2) tile = bconv_tile_s2;
     for (ptrdiff_t cb0 = 0; cb0 < g->Cb; cb0 += g->cbc) {
@@ -293,10 +371,10 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
             const float *rrow = res ? res + n * g->rn + kb0 * g->rc + p * g->rr : NULL;
             for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += g->np) {
                 const int np = (int)(g->Q - q0 < g->np ? g->Q - q0 : g->np);
-                tile(g, g->kb, np, xp, wp, p, q0, cb0, ncb, yrow + q0 * BL, cb0 == 0);
-                if (last)   /* the tile is final: its epilogue while it is in L1 */
-                    b_epi(yrow + q0 * BL, g->yc, g->kb, np, bias + kb0 * BL, rrow ? rrow + q0 * BL : NULL, g->rc,
-                          g->act);
+                const bepi e = {bias + kb0 * BL, rrow ? rrow + q0 * BL : NULL, g->rc, g->act, cb0 == 0, last};
+                tile(g, g->kb, np, xp, wp, p, q0, cb0, ncb, yrow + q0 * BL, &e);
+                if (last && g->act >= 3)   /* SiLU / sigmoid of the final tile while it is in L1 */
+                    b_epi(yrow + q0 * BL, g->yc, g->kb, np, NULL, NULL, 0, g->act);
             }
         }
     }
@@ -403,11 +481,12 @@ static void bdw_item(const bdw *g, const float *x, const float *w, const float *
     const ptrdiff_t p0 = band * g->band, p1 = p0 + g->band < g->P ? p0 + g->band : g->P;
     const float *xb = x + n * g->xn + cb * g->xc;
     const float *wb = w + cb * g->R * g->S * BL;
+    const ptrdiff_t tq = b_cdiv(g->Q, b_cdiv(g->Q, BDW_NP));      /* equal tiles of at most BDW_NP */
     for (ptrdiff_t p = p0; p < p1; p++) {
         float *yrow = y + n * g->yn + cb * g->yc + p * g->yr;
         const float *rrow = res ? res + n * g->rn + cb * g->rc + p * g->rr : NULL;
-        for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += BDW_NP) {
-            const int np = (int)(g->Q - q0 < BDW_NP ? g->Q - q0 : BDW_NP);
+        for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += tq) {
+            const int np = (int)(g->Q - q0 < tq ? g->Q - q0 : tq);
             bdw_tile_any(g, np, xb, wb, p, q0, yrow + q0 * BL);
             b_epi(yrow + q0 * BL, 0, 1, np, bias + cb * BL, rrow ? rrow + q0 * BL : NULL, 0, g->act);
         }

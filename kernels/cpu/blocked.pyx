@@ -94,102 +94,159 @@ def _frame(float[:, :, :, :, :] y, Py_ssize_t halo, int nthreads):
             bzero_frame(&y[i // Cb, i % Cb, 0, 0, 0], yr, H, W, halo)
 
 
+cdef class Conv:
+    """conv(x, x_halo, cw, y, y_halo, res, r_halo, act) with its operands checked once: calling it with a
+    thread count runs the kernel on those buffers (an inference plan's step; it holds the arrays).
+    The work partition is planned per thread count and kept; the kernel runs on a copy of it, so
+    Python threads calling one Conv never share mutable state."""
+    cdef bconv g
+    cdef int planned
+    cdef const float *xp
+    cdef const float *wp
+    cdef const float *bp
+    cdef const float *rp
+    cdef float *yp
+    cdef object keep
+
+    def __cinit__(self, x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
+                  int act=0):
+        cdef bconv *g = &self.g
+        nchw = cw.nchw_input
+        _check(x, "x", 4 if nchw else 5)
+        _check(y, "y")
+        if x_halo < max(cw.pt, cw.pl):
+            raise ValueError(f"the input halo {x_halo} is smaller than the padding ({cw.pt}, {cw.pl})")
+        cdef const float[:, :, :, ::1] x4
+        cdef const float[:, :, :, :, :] x5
+        cdef float[:, :, :, :, :] y5 = y
+        cdef const float[:, :, :, :, :, ::1] w6 = cw.w
+        cdef const float[::1] b1 = cw.bias
+        g.N = y.shape[0]
+        g.Kb = y.shape[1]
+        g.P = y.shape[2] - 2 * y_halo
+        g.Q = y.shape[3] - 2 * y_halo
+        g.R, g.S, g.sh, g.sw, g.dh, g.dw = cw.R, cw.S, cw.sh, cw.sw, cw.dh, cw.dw
+        if w6.shape[0] != g.Kb or w6.shape[5] != BL:
+            raise ValueError(f"the packed weights {cw.w.shape} do not fit y {y.shape}")
+        if nchw:
+            x4 = x
+            self.xp = &x4[0, 0, 0, 0]
+            g.Cb, g.CI = 1, x.shape[1]
+            g.ps, g.cs = 1, _st(x, 1)
+        else:
+            x5 = x
+            self.xp = &x5[0, 0, 0, 0, 0]
+            g.Cb, g.CI = x.shape[1], BL
+            g.ps, g.cs = BL, 1
+        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
+        Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
+        if w6.shape[1] != g.Cb or w6.shape[4] != g.CI or w6.shape[2] != g.R or w6.shape[3] != g.S:
+            raise ValueError(f"the packed weights {cw.w.shape} do not fit x {x.shape}")
+        # every tap of every output must lie inside the buffer (the frame covers the padding)
+        if ((g.P - 1) * g.sh + (g.R - 1) * g.dh - cw.pt >= Hin + x_halo or
+                (g.Q - 1) * g.sw + (g.S - 1) * g.dw - cw.pl >= Win + x_halo):
+            raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
+        g.x0 = (x_halo - cw.pt) * g.xr + (x_halo - cw.pl) * g.ps
+        g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
+        self.rp = _residual(res, r_halo, y, y_halo, g.P, g.Q, &g.rn, &g.rc, &g.rr)
+        _check_act(act)
+        g.act = act
+        g.yh = y_halo
+        g.items = 0
+        self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
+        self.yp = &y5[0, 0, y_halo, y_halo, 0]
+        self.planned = 0
+        self.keep = (x, cw, y, res)
+
+    def __call__(self, int nthreads=1):
+        cdef bconv g
+        cdef Py_ssize_t i
+        if nthreads < 1:
+            raise ValueError(f"nthreads must be >= 1, got {nthreads}")
+        if self.g.N * self.g.Kb * self.g.P * self.g.Q * self.g.Cb == 0:
+            return
+        if self.planned != nthreads:
+            g = self.g
+            bconv_plan(&g, nthreads)
+            self.g, self.planned = g, nthreads
+        g = self.g
+        with nogil:
+            for i in prange(g.items, num_threads=nthreads, schedule="static"):
+                bconv_item(&g, self.xp, self.wp, self.bp, self.rp, self.yp, i)
+
+
 def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,
          int nthreads=1):
     """y = act(conv(x, cw) + bias [+ res]) (kernels.blocked.conv's contract). x is a blocked buffer, or
     for cw.nchw_input a zero-padded NCHW array (N, C, H + 2h, W + 2h)."""
-    cdef bconv g
-    cdef Py_ssize_t i
-    nchw = cw.nchw_input
-    _check(x, "x", 4 if nchw else 5)
-    _check(y, "y")
-    if x_halo < max(cw.pt, cw.pl):
-        raise ValueError(f"the input halo {x_halo} is smaller than the padding ({cw.pt}, {cw.pl})")
-    cdef const float[:, :, :, ::1] x4
-    cdef const float[:, :, :, :, :] x5
-    cdef float[:, :, :, :, :] y5 = y
-    cdef const float[:, :, :, :, :, ::1] w6 = cw.w
-    cdef const float[::1] b1 = cw.bias
+    Conv(x, x_halo, cw, y, y_halo, res, r_halo, act)(nthreads)
+
+
+cdef class Depthwise:
+    """depthwise(x, x_halo, dwt, y, y_halo, res, r_halo, act) with its operands checked once (as Conv)."""
+    cdef bdw g
+    cdef int planned
     cdef const float *xp
-    cdef const float *rp = NULL
-    g.N = y.shape[0]
-    g.Kb = y.shape[1]
-    g.P = y.shape[2] - 2 * y_halo
-    g.Q = y.shape[3] - 2 * y_halo
-    g.R, g.S, g.sh, g.sw, g.dh, g.dw = cw.R, cw.S, cw.sh, cw.sw, cw.dh, cw.dw
-    if w6.shape[0] != g.Kb or w6.shape[5] != BL:
-        raise ValueError(f"the packed weights {cw.w.shape} do not fit y {y.shape}")
-    if nchw:
-        x4 = x
-        xp = &x4[0, 0, 0, 0]
-        g.Cb, g.CI = 1, x.shape[1]
-        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
-        g.ps, g.cs = 1, g.xc
+    cdef const float *wp
+    cdef const float *bp
+    cdef const float *rp
+    cdef float *yp
+    cdef object keep
+
+    def __cinit__(self, x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
+                  int act=0):
+        cdef bdw *g = &self.g
+        _check(x, "x")
+        _check(y, "y")
+        if x_halo < max(dwt.pt, dwt.pl):
+            raise ValueError(f"the input halo {x_halo} is smaller than the padding ({dwt.pt}, {dwt.pl})")
+        cdef const float[:, :, :, :, :] x5 = x
+        cdef float[:, :, :, :, :] y5 = y
+        cdef const float[:, :, :, ::1] w4 = dwt.w
+        cdef const float[::1] b1 = dwt.bias
+        g.N, g.Cb = y.shape[0], y.shape[1]
+        g.P, g.Q = y.shape[2] - 2 * y_halo, y.shape[3] - 2 * y_halo
+        g.R, g.S, g.sh, g.sw, g.dh, g.dw = dwt.R, dwt.S, dwt.sh, dwt.sw, dwt.dh, dwt.dw
+        if x.shape[0] != g.N or x.shape[1] != g.Cb or w4.shape[0] != g.Cb or w4.shape[1] != g.R or w4.shape[2] != g.S:
+            raise ValueError(f"x {x.shape}, y {y.shape} and the packed weights {dwt.w.shape} do not fit")
         Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
-    else:
-        x5 = x
-        xp = &x5[0, 0, 0, 0, 0]
-        g.Cb, g.CI = x.shape[1], BL
+        if ((g.P - 1) * g.sh + (g.R - 1) * g.dh - dwt.pt >= Hin + x_halo or
+                (g.Q - 1) * g.sw + (g.S - 1) * g.dw - dwt.pl >= Win + x_halo):
+            raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
         g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
-        g.ps, g.cs = BL, 1
-        Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
-    if w6.shape[1] != g.Cb or w6.shape[4] != g.CI or w6.shape[2] != g.R or w6.shape[3] != g.S:
-        raise ValueError(f"the packed weights {cw.w.shape} do not fit x {x.shape}")
-    # every tap of every output must lie inside the buffer (the frame covers the padding)
-    if ((g.P - 1) * g.sh + (g.R - 1) * g.dh - cw.pt >= Hin + x_halo or
-            (g.Q - 1) * g.sw + (g.S - 1) * g.dw - cw.pl >= Win + x_halo):
-        raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
-    g.x0 = (x_halo - cw.pt) * g.xr + (x_halo - cw.pl) * g.ps
-    g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
-    rp = _residual(res, r_halo, y, y_halo, g.P, g.Q, &g.rn, &g.rc, &g.rr)
-    _check_act(act)
-    g.act = act
-    g.yh = y_halo
-    if g.N * g.Kb * g.P * g.Q * g.Cb == 0:
-        return
-    bconv_plan(&g, nthreads)
-    cdef float *yp = &y5[0, 0, y_halo, y_halo, 0]
-    with nogil:
-        for i in prange(g.items, num_threads=nthreads, schedule="static"):
-            bconv_item(&g, xp, &w6[0, 0, 0, 0, 0, 0], &b1[0], rp, yp, i)
+        g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
+        g.x0 = (x_halo - dwt.pt) * g.xr + (x_halo - dwt.pl) * BL
+        self.rp = _residual(res, r_halo, y, y_halo, g.P, g.Q, &g.rn, &g.rc, &g.rr)
+        _check_act(act)
+        g.act = act
+        g.yh = y_halo
+        g.nband = 0
+        self.xp, self.wp, self.bp = &x5[0, 0, 0, 0, 0], &w4[0, 0, 0, 0], &b1[0]
+        self.yp = &y5[0, 0, y_halo, y_halo, 0]
+        self.planned = 0
+        self.keep = (x, dwt, y, res)
+
+    def __call__(self, int nthreads=1):
+        cdef bdw g
+        cdef Py_ssize_t i
+        if nthreads < 1:
+            raise ValueError(f"nthreads must be >= 1, got {nthreads}")
+        if self.g.N * self.g.Cb * self.g.P * self.g.Q == 0:
+            return
+        if self.planned != nthreads:
+            g = self.g
+            bdw_plan(&g, nthreads)
+            self.g, self.planned = g, nthreads
+        g = self.g
+        with nogil:
+            for i in prange(g.N * g.Cb * g.nband, num_threads=nthreads, schedule="static"):
+                bdw_item(&g, self.xp, self.wp, self.bp, self.rp, self.yp, i)
 
 
 def depthwise(x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,
               int nthreads=1):
     """y = act(depthwise conv(x, dwt) + bias [+ res]) (kernels.blocked.depthwise's contract)."""
-    cdef bdw g
-    cdef Py_ssize_t i
-    _check(x, "x")
-    _check(y, "y")
-    if x_halo < max(dwt.pt, dwt.pl):
-        raise ValueError(f"the input halo {x_halo} is smaller than the padding ({dwt.pt}, {dwt.pl})")
-    cdef const float[:, :, :, :, :] x5 = x
-    cdef float[:, :, :, :, :] y5 = y
-    cdef const float[:, :, :, ::1] w4 = dwt.w
-    cdef const float[::1] b1 = dwt.bias
-    cdef const float *rp = NULL
-    g.N, g.Cb = y.shape[0], y.shape[1]
-    g.P, g.Q = y.shape[2] - 2 * y_halo, y.shape[3] - 2 * y_halo
-    g.R, g.S, g.sh, g.sw, g.dh, g.dw = dwt.R, dwt.S, dwt.sh, dwt.sw, dwt.dh, dwt.dw
-    if x.shape[0] != g.N or x.shape[1] != g.Cb or w4.shape[0] != g.Cb or w4.shape[1] != g.R or w4.shape[2] != g.S:
-        raise ValueError(f"x {x.shape}, y {y.shape} and the packed weights {dwt.w.shape} do not fit")
-    Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
-    if ((g.P - 1) * g.sh + (g.R - 1) * g.dh - dwt.pt >= Hin + x_halo or
-            (g.Q - 1) * g.sw + (g.S - 1) * g.dw - dwt.pl >= Win + x_halo):
-        raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
-    g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
-    g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
-    g.x0 = (x_halo - dwt.pt) * g.xr + (x_halo - dwt.pl) * BL
-    rp = _residual(res, r_halo, y, y_halo, g.P, g.Q, &g.rn, &g.rc, &g.rr)
-    _check_act(act)
-    g.act = act
-    g.yh = y_halo
-    if g.N * g.Cb * g.P * g.Q == 0:
-        return
-    bdw_plan(&g, nthreads)
-    with nogil:
-        for i in prange(g.N * g.Cb * g.nband, num_threads=nthreads, schedule="static"):
-            bdw_item(&g, &x5[0, 0, 0, 0, 0], &w4[0, 0, 0, 0], &b1[0], rp, &y5[0, 0, y_halo, y_halo, 0], i)
+    Depthwise(x, x_halo, dwt, y, y_halo, res, r_halo, act)(nthreads)
 
 
 def pool(x, Py_ssize_t x_halo, y, Py_ssize_t y_halo, bint is_max, kernel, stride, padding,

@@ -116,6 +116,19 @@ def test_pool(N, C, H, W, k, stride, pad, ceil, is_max, include, seed):
     assert _rel(_nchw(yb, 1, C), want) < 1e-6
 
 
+@pytest.mark.parametrize("W", [511, 512, 513, 700])
+def test_max_pool_wide_rows(W):
+    """Rows up to 512 pixels take the separable max pool, wider ones the direct loop: both right."""
+    x = np.random.default_rng(W).standard_normal((1, 20, 5, W))
+    x[0, 17, 2, W - 1] = np.nan
+    want = ref.max_pool2d(x, 3, 2, 1, ceil_mode=True)
+    yb = np.empty(B.blocked_shape(1, 20, *want.shape[2:], 1), np.float32)
+    FAST.pool(_blocked(x, 1), 1, yb, 1, True, (3, 3), (2, 2), (1, 1), True, 2)
+    y = _nchw(yb, 1, 20)
+    assert np.array_equal(np.isnan(y), np.isnan(want))
+    assert _rel(np.nan_to_num(y), np.nan_to_num(want)) < 1e-6
+
+
 def test_pool_keeps_nan_and_small_ops():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 21, 6, 5))

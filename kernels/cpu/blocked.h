@@ -561,6 +561,43 @@ static void bdw_item(const bdw *g, const float *x, const float *w, const float *
 
 /* ---------------------------------------------------------------- pooling and small ops */
 
+/* max(a, b) that keeps NaN from either side: a where a > b or a is NaN, else b. */
+B_INLINE bv b_vmax(bv a, bv b) { return b_sel((a > b) | (a != a), a, b); }
+
+#define BPOOL_W 512      /* widest row the separable max pool keeps on the stack */
+
+/* Max pooling of one plane as two passes per output row: the column maxima of the row's (clipped)
+   window rows, then each output's maximum over its (clipped) window of those: (kh - 1) maxima per
+   input column plus (kw - 1) per output, instead of kh x kw - 1 per output. W <= BPOOL_W. */
+static void bpool_max_sep(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrdiff_t W, float *restrict y,
+                          ptrdiff_t yr, ptrdiff_t P, ptrdiff_t Q, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                          ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw)
+{
+    bv col[BPOOL_W];
+    for (ptrdiff_t p = 0; p < P; p++) {
+        const ptrdiff_t h0 = p * sh - ph, he = h0 + kh;
+        const ptrdiff_t ha = h0 < 0 ? 0 : h0, hb = he > H ? H : he;
+        for (ptrdiff_t c = 0; c < W; c++) {
+            bv m = BLD(x + ha * xr + c * BL);
+            for (ptrdiff_t h = ha + 1; h < hb; h++) m = b_vmax(BLD(x + h * xr + c * BL), m);
+            col[c] = m;
+        }
+        float *out = y + p * yr;
+        for (ptrdiff_t q = 0; q < Q; q++) {
+            const ptrdiff_t w0 = q * sw - pw, we = w0 + kw;
+            const ptrdiff_t wa = w0 < 0 ? 0 : w0, wb = we > W ? W : we;
+            bv m = col[wa];
+            if (kw == 3 && wa == w0 && wb == we) {
+                m = b_vmax(col[wa + 1], m);
+                m = b_vmax(col[wa + 2], m);
+            } else {
+                for (ptrdiff_t c = wa + 1; c < wb; c++) m = b_vmax(col[c], m);
+            }
+            BST(out + q * BL, m);
+        }
+    }
+}
+
 /* Max or average pooling of one (image, block) plane, reading only the interior [0, H) x [0, W)
    (x points at the interior origin); the divisor follows PyTorch (count_include_pad counts the
    padding inside [-pad, n + pad), never the ceil_mode overhang). */
@@ -568,6 +605,10 @@ static void bpool_plane(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrd
                         ptrdiff_t yr, ptrdiff_t P, ptrdiff_t Q, int is_max, ptrdiff_t kh, ptrdiff_t kw,
                         ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t ph, ptrdiff_t pw, int include_pad)
 {
+    if (is_max && W <= BPOOL_W) {
+        bpool_max_sep(x, xr, H, W, y, yr, P, Q, kh, kw, sh, sw, ph, pw);
+        return;
+    }
     for (ptrdiff_t p = 0; p < P; p++) {
         const ptrdiff_t h0 = p * sh - ph, he = h0 + kh;
         const ptrdiff_t ha = h0 < 0 ? 0 : h0, hb = he > H ? H : he;

@@ -283,14 +283,15 @@ typedef struct {
 /* One tile: KB blocks x NP pixels at output row p, columns q0 .. q0+NP-1, input blocks
    [cb0, cb0 + ncb). xp points at x's image n; wp at the weights of the group's first block. */
 /* MODE 1: blocked input at stride 1, 2: at stride 2 (the channel, pixel and broadcast steps are then
-   compile-time constants); 0: any (the NCHW stem, other strides). */
+   compile-time constants); 3: a 3-channel NCHW input at stride 2; 0: any (other stems and strides). */
 B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int MODE, const float *restrict xp,
                          const float *restrict wp, ptrdiff_t p, ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb,
                          float *restrict yp, const bepi *e)
 {
     const ptrdiff_t R = g->R, S = g->S;
-    const ptrdiff_t CI = MODE ? BL : g->CI, cs = MODE ? 1 : g->cs, ps = MODE ? BL : g->ps;
-    const ptrdiff_t js = MODE == 1 ? BL : (MODE == 2 ? 2 * BL : g->sw * g->ps);
+    const ptrdiff_t CI = MODE == 3 ? 3 : (MODE ? BL : g->CI), cs = MODE == 3 ? g->cs : (MODE ? 1 : g->cs);
+    const ptrdiff_t ps = MODE == 3 ? 1 : (MODE ? BL : g->ps);
+    const ptrdiff_t js = MODE == 1 ? BL : (MODE == 2 ? 2 * BL : (MODE == 3 ? 2 : g->sw * g->ps));
     const ptrdiff_t wkb = g->Cb * R * S * CI * BL;          /* between output blocks */
     bv acc[BKB_MAX][BNP_MAX];
     for (int k = 0; k < KB; k++)
@@ -369,6 +370,17 @@ static void bconv_tile_gen(const bconv *g, int kb, int np, const float *xp, cons
                            ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const bepi *e)
 { bconv_tile_mode(g, 0, kb, np, xp, wp, p, q0, cb0, ncb, yp, e); }
 
+/* The stem: an NCHW input of 3 channels at stride 2 (every zoo network's first layer), its channel
+   loop unrolled, for the tiles the plan picks on the zoo's 224 and 112 pixel rows; others as MODE 0. */
+static void bconv_tile_stem(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
+                            ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const bepi *e)
+{
+    if (kb == 4 && np == 7) bconv_tile(g, 4, 7, 3, xp, wp, p, q0, cb0, ncb, yp, e);
+    else if (kb == 2 && np == 14) bconv_tile(g, 2, 14, 3, xp, wp, p, q0, cb0, ncb, yp, e);
+    else if (kb == 3 && np == 8) bconv_tile(g, 3, 8, 3, xp, wp, p, q0, cb0, ncb, yp, e);
+    else bconv_tile_mode(g, 0, kb, np, xp, wp, p, q0, cb0, ncb, yp, e);
+}
+
 /* Work item `item`: image n, KB-block group, band of rows; all chunks, all rows, all tiles, then the
    epilogue of each finished row. */
 static void bconv_item(const bconv *g, const float *x, const float *w, const float *bias, const float *res,
@@ -385,6 +397,7 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
                  ptrdiff_t, float *, const bepi *) = bconv_tile_gen;
     if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 1) tile = bconv_tile_s1;
     if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 2) tile = bconv_tile_s2;
+    if (g->ps == 1 && g->CI == 3 && g->sw == 2) tile = bconv_tile_stem;
     for (ptrdiff_t cb0 = 0; cb0 < g->Cb; cb0 += g->cbc) {
         const ptrdiff_t ncb = cb0 + g->cbc < g->Cb ? g->cbc : g->Cb - cb0;
         const int last = cb0 + ncb == g->Cb;

@@ -338,3 +338,23 @@ def test_networks_peer_that_disagrees_is_not_timed(monkeypatch, small_networks):
     assert "relative error 1.00e-02 > 0.001" in row["onnxruntime"]["why"]
     assert "ort_breakdown" not in row and "onnxruntime" not in sec["summary"]["ratio"]
     assert row["pytorch"]["status"] == "ok"
+
+
+def test_alone_table_rotates_contenders_and_summarises(monkeypatch, capsys):
+    """benchmarks.alone table: one process per (network, batch, contender) per round, the order rotated,
+    medians over the rounds, each peer's time / ours with its geometric mean and smallest value."""
+    import argparse
+
+    from benchmarks import alone
+    calls = []
+    ms = {("ours", "a"): [2.0, 4.0], ("p", "a"): [3.0, 3.0], ("ours", "b"): [1.0, 1.0], ("p", "b"): [0.5, 0.5]}
+
+    def child(who, network, batch, threads, n):
+        calls.append((who, network))
+        return ms[(who, network)][sum(c == (who, network) for c in calls) - 1]
+    monkeypatch.setattr(alone, "_child", child)
+    alone.table(argparse.Namespace(peers="p", batches="1", networks="a,b", rounds=2, threads=2, calls=8))
+    out = capsys.readouterr().out
+    assert calls[:4] == [("ours", "a"), ("p", "a"), ("p", "a"), ("ours", "a")]
+    assert "| a | 1 | 3.00 | 3.00 | 1.00x |" in out and "| b | 1 | 1.00 | 0.50 | 0.50x |" in out
+    assert "x p: geometric mean 0.707, smallest 0.50 (b batch 1)" in out

@@ -237,3 +237,33 @@ def test_explicit_compile_and_bad_input():
         plan(_input((1, 3, 33, 32)))
     with pytest.raises(ValueError, match="float32"):
         plan(_input((1, 3, 32, 32)).astype(np.float64))
+
+
+@pytest.mark.parametrize("name, size, batch", [("resnet18", 48, 3), ("mobilenet_v2", 64, 2),
+                                               ("efficientnet_b0", 64, 2), ("googlenet", 64, 2)])
+def test_per_image_segments_equal_the_whole_batch(monkeypatch, name, size, batch):
+    """Runs of nodes executed image by image (with one image's buffers for what stays inside a run)
+    give the whole-batch plan's output bit for bit, equal the reference, and profile node by node.
+    The size rule is lowered so that these small inputs make segments."""
+    from cnn.plan import Plan, program
+    net = _zoo_net(name, size)
+    x = _input((batch, 3, size, size))
+    monkeypatch.setattr(program, "SEGMENT_BYTES", 10 ** 12)
+    whole = Plan(net, x.shape)
+    assert whole.program.segments == [] and not whole.program.internal
+    monkeypatch.setattr(program, "SEGMENT_BYTES", 1)
+    split = Plan(net, x.shape)
+    assert split.program.segments and split.program.internal
+    y = split(x)
+    assert np.array_equal(y, whole(x))
+    with use(REFERENCE):
+        assert rel_error(y, net(x)) < 1e-4
+    old = kernels.get_num_threads()
+    kernels.set_num_threads(1)
+    try:
+        assert np.array_equal(Plan(net, x.shape)(x), y)
+    finally:
+        kernels.set_num_threads(old)
+    prof = split.profile(x, passes=1)
+    assert len(prof) == len(split.nodes) + 2 and all(sec >= 0 for _, _, sec in prof)
+    assert all(split.program.view_of[v][0].shape[0] == 1 for v in split.program.internal)

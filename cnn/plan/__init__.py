@@ -106,19 +106,26 @@ class Plan:
         """Seconds per step of a call, the median over `passes` calls: [(label, node or None, s)], the
         input and output conversions labelled "input" and "output" (a benchmark's breakdown)."""
         import time
+
+        from .program import Segment
         steps, put, get = self._acquire()
         try:
             runs = []
             for _ in range(passes):
-                t = [time.perf_counter()]
+                t0 = time.perf_counter()
                 put(x)
-                t.append(time.perf_counter())
+                sec = [time.perf_counter() - t0]
                 for step in steps:
-                    step()
-                    t.append(time.perf_counter())
+                    t0 = time.perf_counter()
+                    if isinstance(step, Segment):
+                        sec += step.timed()
+                    else:
+                        step()
+                        sec.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
                 get()
-                t.append(time.perf_counter())
-                runs.append(np.diff(t))
+                sec.append(time.perf_counter() - t0)
+                runs.append(sec)
         finally:
             with self._lock:
                 self._free.append((steps, put, get))

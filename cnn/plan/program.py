@@ -9,8 +9,17 @@ both are live at that step, so no kernel reads what it writes.
 An arena is one float32 array; `Program.bind(arena)` returns the steps as zero-argument callables on
 views of that arena, so a call only runs kernels. Each Python thread calling a plan gets an arena of
 its own (Plan keeps a free list), so concurrent calls never share buffers.
+
+Batches: a run of consecutive nodes whose activations are large beside their weights (a network's
+early layers) runs image by image, as a Segment: image 0 through every node of the run, then image 1,
+..., so that one image's activations pass from layer to layer through the caches instead of a whole
+batch's through memory (the later layers, whose weights dominate, run on the whole batch and reuse
+each weight across it). For placement a segment is one step: every storage it touches is live across
+all of it.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -20,6 +29,8 @@ from kernels import blocked as B
 from ..layers import ops as _ops
 
 ALIGN = 16      # floats: every buffer starts on a 64-byte line
+SEGMENT_BYTES = 512 * 1024      # a node's inputs and output per image from which it runs image by image
+PER_IMAGE_OPS = ("conv", "pool", "gap", "add", "scale", "act", "concat")
 
 
 class Storage:
@@ -53,6 +64,28 @@ def place(storages):
     return total
 
 
+class Segment:
+    """Consecutive nodes run image by image: calls[i] holds node by node the steps on image i."""
+
+    def __init__(self, nodes, calls):
+        self.nodes, self.calls = nodes, calls
+
+    def __call__(self):
+        for image in self.calls:
+            for step in image:
+                step()
+
+    def timed(self):
+        """Run it; -> seconds spent in each node, over all the images."""
+        seconds = [0.0] * len(self.nodes)
+        for image in self.calls:
+            for k, step in enumerate(image):
+                t = time.perf_counter()
+                step()
+                seconds[k] += time.perf_counter() - t
+        return seconds
+
+
 class Program:
     """Values -> storages and views; nodes -> steps."""
 
@@ -64,6 +97,9 @@ class Program:
         self.halo = dict(halos)
         storages = []
         shapes = graph.shapes
+        self.segments = self._segments()
+        internal = self._internal(placed)
+        self.internal = internal
         # concatenation results first: their operands live inside them
         concat_outs = {c for c, _ in placed.values()}
         for c in concat_outs:
@@ -74,6 +110,8 @@ class Program:
         for v, shape in shapes.items():
             if v in placed:
                 continue
+            if v in internal:           # one image's buffer, reused image after image
+                shape = (1,) + tuple(shape[1:])
             lay = layouts[v]
             if lay == "blocked":
                 st = Storage(B.blocked_shape(*shape, self.halo[v]))
@@ -86,11 +124,14 @@ class Program:
             self.view_of[v] = (st, None)
         for v, (c, off) in placed.items():
             self.view_of[v] = (self.view_of[c][0], off)
-        # lifetimes: the input is written at step -1, the output read after the last step
+        # lifetimes: the input is written at step -1, the output read after the last step; a node of
+        # a segment is at every step of its segment
+        span = {t: (a, b - 1) for a, b in self.segments for t in range(a, b)}
         self.view_of[graph.input][0].touch(-1)
         for t, n in enumerate(graph.nodes):
             for v in n.inputs + [n.out]:
-                self.view_of[v][0].touch(t)
+                for u in span.get(t, (t, t)):
+                    self.view_of[v][0].touch(u)
         self.view_of[graph.output][0].touch(len(graph.nodes))
         for s in storages:
             if s.first is None:             # a value no step reads or writes (an op fused away)
@@ -99,18 +140,77 @@ class Program:
         self.storages = storages
 
     # ---------------------------------------------------------------- views
-    def view(self, arena, v):
+    def view(self, arena, v, image=None):
+        """Value v's buffer in the arena (only image `image`'s slice, batch 1, when given)."""
         st, off = self.view_of[v]
         buf = arena[st.offset:st.offset + st.size].reshape(st.shape)
         if off is not None:
             nb = B.blocks(self.graph.shapes[v][1])
             buf = buf[:, off:off + nb]
-        return buf
+        return buf if image is None or v in self.internal else buf[image:image + 1]
+
+    # ---------------------------------------------------------------- segments
+    def _per_image(self, n):
+        """Whether node n may run image by image, and should: an op on images one at a time whose
+        inputs and output per image outweigh its weights and are big enough to overflow the caches
+        batch-wide."""
+        if n.op not in PER_IMAGE_OPS or (n.op == "conv" and n.attrs["kind"] == "nchw") or \
+                (n.op == "act" and self.layouts[n.out] == "plain") or \
+                (n.op == "concat" and not n.attrs.get("inplace")):
+            return False
+        shapes = self.graph.shapes
+        per_image = sum(4 * int(np.prod(shapes[v][1:])) for v in n.inputs + [n.out])
+        packed = n.attrs.get("packed") if n.op == "conv" else None
+        weights = sum(p.w.nbytes for p in (packed if isinstance(packed, list) else [packed])) if packed else 0
+        return per_image >= SEGMENT_BYTES and weights <= per_image
+
+    def _internal(self, placed):
+        """Values made and used only inside one segment (not the output; a concatenation's operands
+        only with their result): they need one image's buffer, not the batch's."""
+        seg = {t: k for k, (a, b) in enumerate(self.segments) for t in range(a, b)}
+        where = {}                                  # value -> the segments of the nodes that touch it
+        for t, n in enumerate(self.graph.nodes):
+            for v in n.inputs + [n.out]:
+                where.setdefault(v, set()).add(seg.get(t))
+        inside = {v for v, ks in where.items() if len(ks) == 1 and None not in ks and v != self.graph.output
+                  and v != self.graph.input}
+        for c in {c for c, _ in placed.values()}:
+            members = [v for v, (cv, _) in placed.items() if cv == c]
+            if c not in inside or any(m not in inside or where[m] != where[c] for m in members):
+                inside -= set(members) | {c}
+        return inside
+
+    def _segments(self):
+        """[(first, end)] node ranges (at least two nodes each) that run image by image."""
+        nodes = self.graph.nodes
+        if self.graph.shapes[self.graph.input][0] < 2:
+            return []
+        runs, start = [], None
+        for t, n in enumerate(nodes + [None]):
+            if n is not None and self._per_image(n):
+                start = t if start is None else start
+                continue
+            if start is not None and t - start >= 2:
+                runs.append((start, t))
+            start = None
+        return runs
 
     # ---------------------------------------------------------------- steps
     def bind(self, arena):
-        """The steps as callables on this arena, and the input/output adapters."""
-        steps = [self._bind_node(arena, n) for n in self.graph.nodes]
+        """The steps as callables on this arena (a Segment for each of self.segments, one per other
+        node), and the input/output adapters."""
+        nodes, N = self.graph.nodes, self.graph.shapes[self.graph.input][0]
+        starts = dict(self.segments)
+        steps, t = [], 0
+        while t < len(nodes):
+            if t in starts:
+                end = starts[t]
+                steps.append(Segment(range(t, end), [[self._bind_node(arena, nodes[u], i) for u in range(t, end)]
+                                                     for i in range(N)]))
+                t = end
+            else:
+                steps.append(self._bind_node(arena, nodes[t]))
+                t += 1
         return steps, self._bind_input(arena), self._bind_output(arena)
 
     def _bind_input(self, arena):
@@ -152,9 +252,10 @@ class Program:
         else:
             np.copyto(buf, np.asarray(y, dtype=np.float32).reshape(buf.shape))
 
-    def _bind_node(self, arena, n):
+    def _bind_node(self, arena, n, image=None):
+        """Node n's step on the arena (on image `image` alone when given: a segment's)."""
         op, F, run = n.op, self.blocked, _threads.run
-        vw = lambda v: self.view(arena, v)  # noqa: E731
+        vw = lambda v: self.view(arena, v, image)  # noqa: E731
         h = self.halo
         if op == "conv" and n.attrs["kind"] != "nchw":
             x, y = vw(n.inputs[0]), vw(n.out)

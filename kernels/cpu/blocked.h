@@ -563,7 +563,9 @@ static void bdw_tile_any(const bdw *g, int np, const float *xb, const float *wb,
 static void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
                      float *y, ptrdiff_t item)
 {
-    const ptrdiff_t band = item % g->nband, plane = item / g->nband;
+    /* band-major: with two or more bands, each thread takes whole bands of rows of every plane, as the
+       row-banded convolutions before and after it do, so each reads what it wrote */
+    const ptrdiff_t planes = g->N * g->Cb, band = item / planes, plane = item % planes;
     const ptrdiff_t n = plane / g->Cb, cb = plane % g->Cb;
     const ptrdiff_t p0 = band * g->band, p1 = p0 + g->band < g->P ? p0 + g->band : g->P;
     const float *xb = x + n * g->xn + cb * g->xc;

@@ -56,32 +56,9 @@ typedef int32_t bvi __attribute__((vector_size(64)));
 /* m ? a : b per lane (m from a vector comparison: all ones or zero) */
 B_INLINE bv b_sel(bvi m, bv a, bv b) { return (bv)(((bvi)a & m) | ((bvi)b & ~m)); }
 
-/* exp(v): 2^n * p(r), v = n ln2 + r, |r| <= ln2/2 (Cephes' expf polynomial), v clamped to the float
-   range; NaN stays NaN (comparisons with NaN are false, so the clamps keep it). */
-B_INLINE bv b_vexp(bv v)
+/* exp(r) for |r| <= ln2/2: Cephes' expf polynomial, given v = n ln2 + r's n and v. */
+B_INLINE bv b_exp_poly(bv v, bv n)
 {
-#if defined(__AVX512F__)
-    /* the same polynomial; max/min keep NaN as the second operand, the rounding and the 2^n
-       scaling are one instruction each (about half the work of the portable version) */
-    const __m512 x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), (__m512)v));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const bv nv = (bv)n, xv = (bv)x;
-    const bv r = xv - nv * 0.693359375f + nv * 2.12194440e-4f;
-    bv p = (bv){0} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    return (bv)_mm512_scalef_ps((__m512)p, n);
-#else
-    const bv lo = (bv){0} - 87.0f, hi = (bv){0} + 88.0f;
-    v = b_sel(v < lo, lo, v);
-    v = b_sel(v > hi, hi, v);
-    const bv magic = (bv){0} + 12582912.0f;               /* 1.5 * 2^23: adds then subtracts = round */
-    const bv n = (v * 1.44269504088896341f + magic) - magic;
     const bv r = v - n * 0.693359375f + n * 2.12194440e-4f;
     bv p = (bv){0} + 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -89,9 +66,28 @@ B_INLINE bv b_vexp(bv v)
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    return p * r * r + r + 1.0f;
+}
+
+/* exp(v): 2^n * exp(r), v = n ln2 + r, v clamped to the float range; NaN stays NaN. */
+B_INLINE bv b_vexp(bv v)
+{
+#if defined(__AVX512F__)
+    /* max/min keep NaN as their second operand; the rounding and the 2^n scaling are one
+       instruction each (about half the work of the portable version) */
+    const __m512 x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), (__m512)v));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return (bv)_mm512_scalef_ps((__m512)b_exp_poly((bv)x, (bv)n), n);
+#else
+    /* comparisons with NaN are false, so the clamps keep it */
+    const bv lo = (bv){0} - 87.0f, hi = (bv){0} + 88.0f;
+    v = b_sel(v < lo, lo, v);
+    v = b_sel(v > hi, hi, v);
+    const bv magic = (bv){0} + 12582912.0f;               /* 1.5 * 2^23: adds then subtracts = round */
+    const bv n = (v * 1.44269504088896341f + magic) - magic;
     const bvi e = (__builtin_convertvector(n, bvi) + 127) << 23;
-    return p * (bv)e;
+    return b_exp_poly(v, n) * (bv)e;
 #endif
 }
 
@@ -471,6 +467,19 @@ B_INLINE void bdw_tile(const bdw *g, const int NP, const int SW, const int KS, c
     for (int j = 0; j < NP; j++) BST(yp + j * BL, acc[j]);
 }
 
+/* The tile instance (TILE: bdw_tile or bdw_tile2) for np pixels: each a compile-time shape. */
+#define BDW_CASES(TILE, SWC, KSC)                                                                \
+    switch (np) {                                                                                \
+    case 1: TILE(g, 1, SWC, KSC, xb, wb, p, q0, yp); break;                                      \
+    case 2: TILE(g, 2, SWC, KSC, xb, wb, p, q0, yp); break;                                      \
+    case 3: TILE(g, 3, SWC, KSC, xb, wb, p, q0, yp); break;                                      \
+    case 4: TILE(g, 4, SWC, KSC, xb, wb, p, q0, yp); break;                                      \
+    case 5: TILE(g, 5, SWC, KSC, xb, wb, p, q0, yp); break;                                      \
+    case 6: TILE(g, 6, SWC, KSC, xb, wb, p, q0, yp); break;                                      \
+    case 7: TILE(g, 7, SWC, KSC, xb, wb, p, q0, yp); break;                                      \
+    default: TILE(g, 8, SWC, KSC, xb, wb, p, q0, yp); break;                                     \
+    }
+
 /* Two output rows p, p + 1 at once (KS 3 or 5, dilation 1): every input row is loaded once for both,
    and 2 x NP independent accumulators keep the FMA pipes busy through each chain of KS x KS. */
 B_INLINE void bdw_tile2(const bdw *g, const int NP, const int SW, const int KS, const float *restrict xb,
@@ -498,53 +507,28 @@ B_INLINE void bdw_tile2(const bdw *g, const int NP, const int SW, const int KS, 
         for (int j = 0; j < NP; j++) BST(yp + o * g->yr + j * BL, acc[o][j]);
 }
 
-#define BDW2_CASES(SWC, KSC)                                                                     \
-    switch (np) {                                                                                \
-    case 1: bdw_tile2(g, 1, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    case 2: bdw_tile2(g, 2, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    case 3: bdw_tile2(g, 3, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    case 4: bdw_tile2(g, 4, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    case 5: bdw_tile2(g, 5, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    case 6: bdw_tile2(g, 6, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    case 7: bdw_tile2(g, 7, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    default: bdw_tile2(g, 8, SWC, KSC, xb, wb, p, q0, yp); break;                                \
-    }
-
-/* Rows p and p + 1 of a 3x3 or 5x5 stride 1 or 2 layer (bdw_pair_ok): returns 0 if it does not apply. */
+/* Rows p and p + 1 of a 3x3 or 5x5 stride 1 or 2 layer (dilation 1, equal strides): 0 where it does not apply. */
 static int bdw_pair(const bdw *g, int np, const float *xb, const float *wb, ptrdiff_t p, ptrdiff_t q0, float *yp)
 {
     const int ks = g->R == g->S && g->dh == 1 && g->dw == 1 && g->sh == g->sw ? (int)g->R : 0;
-    if (g->sw == 1 && ks == 3) { BDW2_CASES(1, 3) }
-    else if (g->sw == 1 && ks == 5) { BDW2_CASES(1, 5) }
-    else if (g->sw == 2 && ks == 3) { BDW2_CASES(2, 3) }
-    else if (g->sw == 2 && ks == 5) { BDW2_CASES(2, 5) }
+    if (g->sw == 1 && ks == 3) { BDW_CASES(bdw_tile2, 1, 3) }
+    else if (g->sw == 1 && ks == 5) { BDW_CASES(bdw_tile2, 1, 5) }
+    else if (g->sw == 2 && ks == 3) { BDW_CASES(bdw_tile2, 2, 3) }
+    else if (g->sw == 2 && ks == 5) { BDW_CASES(bdw_tile2, 2, 5) }
     else return 0;
     return 1;
 }
-#undef BDW2_CASES
-
-#define BDW_CASES(SWC, KSC)                                                                      \
-    switch (np) {                                                                                \
-    case 1: bdw_tile(g, 1, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
-    case 2: bdw_tile(g, 2, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
-    case 3: bdw_tile(g, 3, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
-    case 4: bdw_tile(g, 4, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
-    case 5: bdw_tile(g, 5, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
-    case 6: bdw_tile(g, 6, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
-    case 7: bdw_tile(g, 7, SWC, KSC, xb, wb, p, q0, yp); break;                                  \
-    default: bdw_tile(g, 8, SWC, KSC, xb, wb, p, q0, yp); break;                                 \
-    }
 
 static void bdw_tile_any(const bdw *g, int np, const float *xb, const float *wb, ptrdiff_t p, ptrdiff_t q0,
                          float *yp)
 {
     const int ks = g->R == g->S && g->dh == 1 && g->dw == 1 && (g->R == 3 || g->R == 5) ? (int)g->R : 0;
-    if (g->sw == 1 && ks == 3) { BDW_CASES(1, 3) }
-    else if (g->sw == 1 && ks == 5) { BDW_CASES(1, 5) }
-    else if (g->sw == 2 && ks == 3) { BDW_CASES(2, 3) }
-    else if (g->sw == 2 && ks == 5) { BDW_CASES(2, 5) }
-    else if (g->sw == 1) { BDW_CASES(1, 0) }
-    else if (g->sw == 2) { BDW_CASES(2, 0) }
+    if (g->sw == 1 && ks == 3) { BDW_CASES(bdw_tile, 1, 3) }
+    else if (g->sw == 1 && ks == 5) { BDW_CASES(bdw_tile, 1, 5) }
+    else if (g->sw == 2 && ks == 3) { BDW_CASES(bdw_tile, 2, 3) }
+    else if (g->sw == 2 && ks == 5) { BDW_CASES(bdw_tile, 2, 5) }
+    else if (g->sw == 1) { BDW_CASES(bdw_tile, 1, 0) }
+    else if (g->sw == 2) { BDW_CASES(bdw_tile, 2, 0) }
     else {
         /* any other stride: one pixel at a time */
         for (int j = 0; j < np; j++) {

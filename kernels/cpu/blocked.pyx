@@ -94,12 +94,9 @@ def _frame(float[:, :, :, :, :] y, Py_ssize_t halo, int nthreads):
             bzero_frame(&y[i // Cb, i % Cb, 0, 0, 0], yr, H, W, halo)
 
 
-cdef class Conv:
-    """conv(x, x_halo, cw, y, y_halo, res, r_halo, act) with its operands checked once: calling it with a
-    thread count runs the kernel on those buffers (an inference plan's step; it holds the arrays).
-    The work partition is planned per thread count and kept; the kernel runs on a copy of it, so
-    Python threads calling one Conv never share mutable state."""
-    cdef bconv g
+cdef class _Step:
+    """A kernel call with its operands checked once: the buffers' origins (held by `keep`) and the
+    thread count the kept work partition was planned for."""
     cdef int planned
     cdef const float *xp
     cdef const float *wp
@@ -107,6 +104,14 @@ cdef class Conv:
     cdef const float *rp
     cdef float *yp
     cdef object keep
+
+
+cdef class Conv(_Step):
+    """conv(x, x_halo, cw, y, y_halo, res, r_halo, act) with its operands checked once: calling it with a
+    thread count runs the kernel on those buffers (an inference plan's step; it holds the arrays).
+    The work partition is planned per thread count and kept; the kernel runs on a copy of it, so
+    Python threads calling one Conv never share mutable state."""
+    cdef bconv g
 
     def __cinit__(self, x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
                   int act=0):
@@ -182,16 +187,9 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
     Conv(x, x_halo, cw, y, y_halo, res, r_halo, act)(nthreads)
 
 
-cdef class Depthwise:
+cdef class Depthwise(_Step):
     """depthwise(x, x_halo, dwt, y, y_halo, res, r_halo, act) with its operands checked once (as Conv)."""
     cdef bdw g
-    cdef int planned
-    cdef const float *xp
-    cdef const float *wp
-    cdef const float *bp
-    cdef const float *rp
-    cdef float *yp
-    cdef object keep
 
     def __cinit__(self, x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
                   int act=0):

@@ -114,6 +114,66 @@ class DepthwiseWeights:
             self.bias[:C] = bias
 
 
+# Winograd F(m x m, 3 x 3): the filter transform G per output tile size m (interpolation points
+# 0, 1, -1 for m = 2; 0, 1, -1, 2, -2 for m = 4; and infinity), matching winograd.h's B and A.
+WINOGRAD_G = {
+    2: np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+    4: np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                 [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+}
+
+
+WINOGRAD_L2_WEIGHTS = 2_500_000  # U bytes that stay in L2 between a layer's items
+WINOGRAD_F4_TILES = 32           # 4x4 tiles that amortise reading a larger U from memory
+WINOGRAD_F2_TILES = 49           # 2x2 tiles that do, for a U of at most
+WINOGRAD_F2_WEIGHTS = 8_000_000  # bytes (past it, a small plane's direct weights are cheaper to read)
+
+
+def winograd_tile(N, C, K, P, Q):
+    """The Winograd tile m (4 or 2) for a 3x3 stride-1 convolution of this geometry, or 0 where the
+    direct kernel is faster. Geometry only (never the thread count), so a plan's results do not
+    depend on its threads. The transformed weights U (36 C K floats for F(4, 3), 16 C K for F(2, 3),
+    against 9 C K) come from memory once per layer, so Winograd's saving in multiplies must outweigh
+    reading more weights: measured on the zoo's layers with every call's weights from memory
+    (2 threads; benchmarks/winograd.py), F(4, 3) is 1.4-1.9x faster than direct where U fits L2 or
+    there are 32 or more 4x4 tiles, F(2, 3) 1.3x on 256 channels at 14x14 (49 tiles of 2x2), and
+    512 channels at 7x7 or 14x14 on one image run faster direct."""
+    t4 = N * -(-P // 4) * -(-Q // 4)
+    t2 = N * -(-P // 2) * -(-Q // 2)
+    if 36 * 4 * C * K <= WINOGRAD_L2_WEIGHTS or t4 >= WINOGRAD_F4_TILES:
+        return 4
+    if t2 >= WINOGRAD_F2_TILES and 16 * 4 * C * K <= WINOGRAD_F2_WEIGHTS:
+        return 2
+    return 0
+
+
+class WinogradWeights:
+    """A 3x3 stride-1 convolution (groups 1, dilation 1) prepacked for Winograd F(m x m, 3 x 3) on
+    blocked input and output: per transform point xi = (i, j) of the (m+2) x (m+2) tile,
+    w[xi, kb, cb, ci, ko] = (G g G^T)[i, j] of filter (kb*16 + ko, cb*16 + ci), computed in float64
+    and rounded once. `direct` holds the same convolution for the NumPy version (its definition)."""
+
+    def __init__(self, weight, bias, padding, m=4):
+        K, C, R, S = weight.shape
+        if (R, S) != (3, 3):
+            raise ValueError(f"Winograd F(m, 3) needs a 3x3 filter, got {R}x{S}")
+        if m not in WINOGRAD_G:
+            raise ValueError(f"m must be one of {sorted(WINOGRAD_G)}, got {m}")
+        self.m, self.K, self.C = m, K, C
+        self.pt, self.pl = padding
+        self.direct = ConvWeights(weight, bias, (1, 1), padding, (1, 1))
+        G = WINOGRAD_G[m]
+        A = m + 2
+        u = np.einsum("ir,kcrs,js->ijkc", G, weight.astype(np.float64), G)
+        Kb, Cb = blocks(K), blocks(C)
+        up = np.zeros((A, A, Kb * BLOCK, Cb * BLOCK))
+        up[:, :, :K, :C] = u
+        # (i, j, kb, ko, cb, ci) -> (i*A + j, kb, cb, ci, ko)
+        up = up.reshape(A * A, Kb, BLOCK, Cb, BLOCK).transpose(0, 1, 3, 4, 2)
+        self.w = np.ascontiguousarray(up, dtype=weight.dtype)
+        self.bias = self.direct.bias
+
+
 # ---------------------------------------------------------------- the simple NumPy ops
 
 def to_blocked(x, out, halo):
@@ -167,6 +227,11 @@ def conv(xb, x_halo, cw, yb, y_halo, residual=None, r_halo=0, act=0):
         for r, s, tap in _taps(xb, cw.R, cw.S, cw.sh, cw.sw, cw.dh, cw.dw, P, Q, r0, s0):
             acc += np.einsum("nbhwi,kbio->nkhwo", tap, cw.w[:, :, r, s])
     _epilogue(acc, cw.bias, residual, r_halo, act, yb, y_halo)
+
+
+def winograd(xb, x_halo, ww, yb, y_halo, residual=None, r_halo=0, act=0):
+    """yb = act(conv(x) + bias [+ residual]) for WinogradWeights ww: the convolution it computes."""
+    conv(xb, x_halo, ww.direct, yb, y_halo, residual, r_halo, act)
 
 
 def depthwise(xb, x_halo, dw, yb, y_halo, residual=None, r_halo=0, act=0):

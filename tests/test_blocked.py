@@ -66,6 +66,50 @@ def test_conv(N, C, K, H, W, R, stride, dil, act, residual, seed, extra_halo):
     assert _rel(_nchw(y64, 0, K), want) < 1e-5
 
 
+@settings(max_examples=60, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 70), K=st.integers(1, 70), H=st.integers(1, 17), W=st.integers(1, 17),
+       m=st.sampled_from([2, 4]), pad=st.integers(0, 1), act=st.integers(0, 4), residual=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16), extra_halo=st.integers(0, 1))
+def test_winograd(N, C, K, H, W, m, pad, act, residual, dtype, seed, extra_halo):
+    """3x3 stride-1 by Winograd F(m x m, 3 x 3): tiles that overhang the plane, odd sizes, no padding,
+    channels that are not multiples of 16; float32 weights, and float64 ones packed to float32."""
+    if H + 2 * pad < 3 or W + 2 * pad < 3:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((K, C, 3, 3)) / np.sqrt(C * 9)
+    b = rng.standard_normal(K)
+    r64 = ref.conv2d(x, w, b, padding=pad)
+    P, Q = r64.shape[2:]
+    res = rng.standard_normal((N, K, P, Q)) if residual else None
+    want = _act64(r64 + (res if residual else 0), act)
+    xh = pad + extra_halo
+    ww = B.WinogradWeights(w.astype(dtype), b.astype(dtype), (pad, pad), m)
+    if dtype is np.float64:
+        ww.w, ww.bias = ww.w.astype(np.float32), ww.bias.astype(np.float32)
+    yb = np.full(B.blocked_shape(N, K, P, Q, 1), np.nan, np.float32)
+    FAST.winograd(_blocked(x, xh), xh, ww, yb, 1, None if res is None else _blocked(res, 1), 1, act, 2)
+    assert _rel(_nchw(yb, 1, K), want) < (1e-5 if m == 2 else 3e-5)
+    assert not np.isnan(yb).any() and np.all(yb[:, :, 0] == 0) and np.all(yb[:, :, :, -1] == 0)
+    # the simple version is the convolution itself
+    y64 = np.empty(B.blocked_shape(N, K, P, Q, 0))
+    B.winograd(_blocked(x, xh).astype(np.float64), xh, ww, y64, 0, None if res is None else _blocked(res, 0), 0, act)
+    assert _rel(_nchw(y64, 0, K), want) < 1e-5
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_winograd_large_channels(m):
+    """Runs of tiles sized for a U that does not fit L2 (512 channels: one run per thread)."""
+    rng = np.random.default_rng(m)
+    x = rng.standard_normal((2, 512, 7, 9))
+    w = rng.standard_normal((512, 512, 3, 3)) / np.sqrt(512 * 9)
+    want = _act64(ref.conv2d(x, w, padding=1), 1)
+    ww = B.WinogradWeights(w.astype(np.float32), None, (1, 1), m)
+    yb = np.empty(B.blocked_shape(2, 512, 7, 9, 0), np.float32)
+    FAST.winograd(_blocked(x, 1), 1, ww, yb, 0, None, 0, 1, 2)
+    assert _rel(_nchw(yb, 0, 512), want) < 3e-5
+
+
 @settings(max_examples=40, deadline=None)
 @given(N=st.integers(1, 2), C=st.integers(1, 6), K=st.integers(1, 70), H=st.integers(7, 30), R=st.sampled_from([3, 7]),
        stride=st.integers(1, 4), seed=st.integers(0, 2**16))
@@ -163,6 +207,17 @@ def test_bad_arguments_are_refused():
         FAST.conv(np.zeros(B.blocked_shape(1, 16, 5, 5, 1), np.float32), 1, cw, yb, 0, None, 0, 7, 1)
     with pytest.raises(ValueError, match="do not fit"):
         FAST.conv(np.zeros(B.blocked_shape(1, 32, 5, 5, 1), np.float32), 1, cw, yb, 0, None, 0, 0, 1)
+    ww = B.WinogradWeights(np.ones((16, 16, 3, 3), np.float32), None, (1, 1), 4)
+    with pytest.raises(ValueError, match="halo"):
+        FAST.winograd(xb, 0, ww, yb, 0, None, 0, 0, 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        FAST.winograd(np.zeros(B.blocked_shape(1, 32, 5, 5, 1), np.float32), 1, ww, yb, 0, None, 0, 0, 1)
+    with pytest.raises(ValueError, match="reads past"):
+        FAST.winograd(np.zeros(B.blocked_shape(1, 16, 4, 5, 1), np.float32), 1, ww, yb, 0, None, 0, 0, 1)
+    with pytest.raises(ValueError, match="3x3"):
+        B.WinogradWeights(np.ones((16, 16, 5, 5), np.float32), None, (2, 2), 4)
+    with pytest.raises(ValueError, match="m must be"):
+        B.WinogradWeights(np.ones((16, 16, 3, 3), np.float32), None, (1, 1), 3)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 5])
@@ -175,3 +230,8 @@ def test_thread_count_does_not_change_the_result(threads):
     y = np.empty_like(ref_y)
     FAST.conv(x, 1, cw, y, 0, None, 0, 0, threads)
     assert np.array_equal(y, ref_y)
+    for m in (2, 4):
+        ww = B.WinogradWeights(rng.standard_normal((70, 40, 3, 3)).astype(np.float32), None, (1, 1), m)
+        FAST.winograd(x, 1, ww, ref_y, 0, None, 0, 0, 1)
+        FAST.winograd(x, 1, ww, y, 0, None, 0, 0, threads)
+        assert np.array_equal(y, ref_y)

@@ -77,6 +77,28 @@ def test_plan_is_bit_identical_for_1_2_5_threads(name, size):
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
+def test_winograd_layers_follow_the_rule_and_match():
+    """3x3 stride-1 layers run by Winograd where the rule says (F(4, 3) on 64 channels, F(2, 3) on 256 at
+    14x14, direct on 512 at 7x7), with the residual and ReLU fused; the result is the reference's and
+    the same bits for 1, 2 and 5 threads."""
+    rng = np.random.default_rng(4)
+    net = L.Sequential(L.Conv2d(3, 64, 3, padding=1, rng=rng), L.ReLU(), Residual(64, 64, 1, rng),
+                       L.Conv2d(64, 256, 3, 2, 1, rng=rng), L.ReLU(), Residual(256, 256, 1, rng),
+                       L.Conv2d(256, 512, 3, 2, 1, rng=rng), L.ReLU(), L.Conv2d(512, 512, 3, padding=1, rng=rng))
+    x = _input((1, 3, 28, 28))
+    plan, y = _check(net, x)
+    picked = {(n.attrs["g"].C, n.attrs["g"].P): getattr(n.attrs["packed"], "m", 0)
+              for n in plan.nodes if n.op == "conv" and n.attrs["g"].R == 3 and n.attrs["g"].sh == 1}
+    assert picked == {(3, 28): 0, (64, 28): 4, (256, 14): 2, (512, 7): 0}, picked
+    old = kernels.get_num_threads()
+    try:
+        for n in (1, 2, 5):
+            kernels.set_num_threads(n)
+            assert np.array_equal(net.prepare(x.shape)(x), y)
+    finally:
+        kernels.set_num_threads(old)
+
+
 def test_fusions_leave_no_separate_add_or_activation():
     for name, size in (("resnet50", 32), ("mobilenet_v2", 32), ("efficientnet_b0", 32)):
         plan = _zoo_net(name, size).prepare((1, 3, size, size))

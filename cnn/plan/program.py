@@ -264,7 +264,8 @@ class Program:
             r, rh = (vw(res), h[res]) if res is not None else (None, 0)
             act, packed, kind = n.attrs["act"], n.attrs["packed"], n.attrs["kind"]
             if kind == "dense":
-                call = F.Conv(x, xh, packed, y, yh, r, rh, act)
+                step = F.Winograd if isinstance(packed, B.WinogradWeights) else F.Conv
+                call = step(x, xh, packed, y, yh, r, rh, act)
                 return lambda: run(call)
             if kind == "depthwise":
                 call = F.Depthwise(x, xh, packed, y, yh, r, rh, act)

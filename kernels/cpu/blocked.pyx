@@ -35,6 +35,13 @@ cdef extern from "blocked.h" nogil:
     void bdw_plan(bdw *g, int nthreads)
     void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
                   float *y, Py_ssize_t item)
+    ctypedef struct bwino:
+        Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
+        Py_ssize_t N, Cb, Kb, P, Q
+        Py_ssize_t x0, hl, wl, yh
+        int act, m
+        Py_ssize_t tp, tq, tb, items
+        int kb, np
     void bpool_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, float *y, Py_ssize_t yr,
                      Py_ssize_t P, Py_ssize_t Q, int is_max, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                      Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int include_pad)
@@ -44,6 +51,12 @@ cdef extern from "blocked.h" nogil:
     void badd_plane(const float *a, Py_ssize_t ar, const float *b, Py_ssize_t br, Py_ssize_t H, Py_ssize_t W,
                     float *y, Py_ssize_t yr, int act)
     void bzero_frame(float *y, Py_ssize_t yr, Py_ssize_t H, Py_ssize_t W, Py_ssize_t h)
+
+
+cdef extern from "winograd.h" nogil:
+    void bwino_plan(bwino *g, int nthreads)
+    int bwino_item(const bwino *g, const float *x, const float *U, const float *bias, const float *res,
+                   float *y, Py_ssize_t item)
 
 
 cdef inline Py_ssize_t _st(a, int axis):
@@ -185,6 +198,71 @@ def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_
     """y = act(conv(x, cw) + bias [+ res]) (kernels.blocked.conv's contract). x is a blocked buffer, or
     for cw.nchw_input a zero-padded NCHW array (N, C, H + 2h, W + 2h)."""
     Conv(x, x_halo, cw, y, y_halo, res, r_halo, act)(nthreads)
+
+
+cdef class Winograd(_Step):
+    """winograd(x, x_halo, ww, y, y_halo, res, r_halo, act) with its operands checked once (as Conv):
+    a 3x3 stride-1 convolution by Winograd F(m x m, 3 x 3) with WinogradWeights ww."""
+    cdef bwino g
+
+    def __cinit__(self, x, Py_ssize_t x_halo, ww, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
+                  int act=0):
+        cdef bwino *g = &self.g
+        _check(x, "x")
+        _check(y, "y")
+        if x_halo < max(ww.pt, ww.pl):
+            raise ValueError(f"the input halo {x_halo} is smaller than the padding ({ww.pt}, {ww.pl})")
+        cdef const float[:, :, :, :, :] x5 = x
+        cdef float[:, :, :, :, :] y5 = y
+        cdef const float[:, :, :, :, ::1] w5 = ww.w
+        cdef const float[::1] b1 = ww.bias
+        A = (ww.m + 2) * (ww.m + 2)
+        g.N, g.Cb, g.Kb = y.shape[0], x.shape[1], y.shape[1]
+        g.P, g.Q = y.shape[2] - 2 * y_halo, y.shape[3] - 2 * y_halo
+        if x.shape[0] != g.N or tuple(ww.w.shape[:3]) != (A, g.Kb, g.Cb) or w5.shape[4] != BL:
+            raise ValueError(f"x {x.shape}, y {y.shape} and the packed weights {ww.w.shape} do not fit")
+        Hin, Win = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
+        if g.P - 1 + 2 - ww.pt >= Hin + x_halo or g.Q - 1 + 2 - ww.pl >= Win + x_halo:
+            raise ValueError(f"y {y.shape} reads past x {x.shape} (halo {x_halo})")
+        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
+        g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
+        g.x0 = (x_halo - ww.pt) * g.xr + (x_halo - ww.pl) * BL
+        g.hl, g.wl = Hin + x_halo + ww.pt, Win + x_halo + ww.pl
+        self.rp = _residual(res, r_halo, y, y_halo, g.P, g.Q, &g.rn, &g.rc, &g.rr)
+        _check_act(act)
+        g.act, g.m = act, ww.m
+        g.yh = y_halo
+        g.items = 0
+        self.xp, self.wp, self.bp = &x5[0, 0, 0, 0, 0], &w5[0, 0, 0, 0, 0], &b1[0]
+        self.yp = &y5[0, 0, y_halo, y_halo, 0]
+        self.planned = 0
+        self.keep = (x, ww, y, res)
+
+    def __call__(self, int nthreads=1):
+        cdef bwino g
+        cdef Py_ssize_t i
+        cdef int failed = 0
+        if nthreads < 1:
+            raise ValueError(f"nthreads must be >= 1, got {nthreads}")
+        if self.g.N * self.g.Kb * self.g.P * self.g.Q == 0:
+            return
+        if self.planned != nthreads:
+            g = self.g
+            bwino_plan(&g, nthreads)
+            self.g, self.planned = g, nthreads
+        g = self.g
+        with nogil:
+            for i in prange(g.items, num_threads=nthreads, schedule="static"):
+                failed += bwino_item(&g, self.xp, self.wp, self.bp, self.rp, self.yp, i)
+        if failed:
+            raise MemoryError("no memory for the Winograd scratch")
+        _frame(self.keep[2], g.yh, nthreads)
+
+
+def winograd(x, Py_ssize_t x_halo, ww, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,
+             int nthreads=1):
+    """y = act(conv(x, ww) + bias [+ res]) by Winograd F(m x m, 3 x 3) (kernels.blocked.winograd's contract)."""
+    Winograd(x, x_halo, ww, y, y_halo, res, r_halo, act)(nthreads)
 
 
 cdef class Depthwise(_Step):

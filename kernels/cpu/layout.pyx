@@ -155,6 +155,8 @@ def fingerprint(a, int nthreads=1):
     with nogil:
         for k in prange(nchunk, num_threads=nthreads, schedule="static"):
             i0 = k * FP_CHUNK
+            c1 = 0     # assigned here, so each thread has its own (written only through the pointers below,
+            c2 = 0     # Cython would share them between the threads)
             lay_fingerprint_chunk(&u[i0], i0, FP_CHUNK if n - i0 > FP_CHUNK else n - i0, &c1, &c2)
             s1 += c1
             s2 += c2

@@ -126,7 +126,7 @@ WINOGRAD_G = {
 WINOGRAD_L2_WEIGHTS = 2_500_000  # U bytes that stay in L2 between a layer's items
 WINOGRAD_F4_TILES = 32           # 4x4 tiles that amortise reading a larger U from memory
 WINOGRAD_F2_TILES = 49           # 2x2 tiles that do, for a U of at most
-WINOGRAD_F2_WEIGHTS = 8_000_000  # bytes (past it, a small plane's direct weights are cheaper to read)
+WINOGRAD_F2_WEIGHTS = 17_000_000  # bytes (512 x 512 channels: measured 1.35-1.4x at 14x14)
 
 
 def winograd_tile(N, C, K, P, Q):
@@ -134,10 +134,11 @@ def winograd_tile(N, C, K, P, Q):
     direct kernel is faster. Geometry only (never the thread count), so a plan's results do not
     depend on its threads. The transformed weights U (36 C K floats for F(4, 3), 16 C K for F(2, 3),
     against 9 C K) come from memory once per layer, so Winograd's saving in multiplies must outweigh
-    reading more weights: measured on the zoo's layers with every call's weights from memory
-    (2 threads; benchmarks/winograd.py), F(4, 3) is 1.4-1.9x faster than direct where U fits L2 or
-    there are 32 or more 4x4 tiles, F(2, 3) 1.3x on 256 channels at 14x14 (49 tiles of 2x2), and
-    512 channels at 7x7 or 14x14 on one image run faster direct."""
+    reading more weights. Measured on the zoo's layers with every call's weights from memory
+    (2 threads, `python -m benchmarks.winograd`; benchmarks/results/cpu-epyc-zen5-2t-2026-12-01/
+    kernels/winograd.md): F(4, 3) 1.6-2.4x faster than direct where U fits L2 or there are 32 or
+    more 4x4 tiles; F(2, 3) 1.1-1.45x where there are 49 tiles of 2x2 (256 and 512 channels at
+    14x14, AlexNet's 13x13); 512 channels on one 7x7 image (16 tiles of 2x2) run faster direct."""
     t4 = N * -(-P // 4) * -(-Q // 4)
     t2 = N * -(-P // 2) * -(-Q // 2)
     if 36 * 4 * C * K <= WINOGRAD_L2_WEIGHTS or t4 >= WINOGRAD_F4_TILES:

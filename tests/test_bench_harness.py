@@ -202,3 +202,16 @@ def test_network_breakdown_op_by_op(monkeypatch):
     b = breakdown(net, x, lambda: None, passes=1)
     assert sum(b["share"].values()) == pytest.approx(1.0, abs=0.02)
     assert b["seconds"]["activation"] > 0 and b["seconds"]["conv depthwise"] > 0
+
+
+def test_winograd_benchmark_table(capsys):
+    """benchmarks.winograd: each algorithm timed on a small layer, the rule's pick beside them."""
+    from benchmarks import winograd
+    t = winograd.measure(1, 16, 32, 9, threads=1, rounds=2)
+    assert set(t) == {"direct", "F2", "F4"} and all(s > 0 for s in t.values())
+    text = winograd.table([("tiny", 1, 16, 32, 9)], threads=1, rounds=1)
+    row = text.splitlines()[-1]
+    assert row.startswith("| tiny | 1 | 16->32 @9 |") and row.endswith("| F4 |")
+    assert capsys.readouterr().out.strip().endswith(row)
+    with pytest.raises(SystemExit):
+        winograd.main(["--layers", "nothing"])

@@ -141,11 +141,13 @@ def choose_layouts(graph):
     return layouts, halos
 
 
-def _winograd(n):
-    """A 3x3 stride-1 convolution on blocked input that Winograd F(m, 3) runs faster than direct."""
+def _winograd_tile(n):
+    """Winograd's m for a dense 3x3 stride-1 convolution on blocked input where it runs faster than
+    direct, else 0."""
     g = n.attrs["g"]
-    return (g.R == g.S == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1 and not n.attrs.get("nchw_input")
-            and B.winograd_tile(g.N, g.C, g.K, g.P, g.Q) > 0)
+    if g.R == g.S == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1 and not n.attrs.get("nchw_input"):
+        return B.winograd_tile(g.N, g.C, g.K, g.P, g.Q)
+    return 0
 
 
 def pack(graph):
@@ -163,8 +165,8 @@ def pack(graph):
         w = w.astype("float32", copy=False)
         b = None if b is None else b.astype("float32", copy=False)
         stride, pad, dil = (g.sh, g.sw), (g.pad_top, g.pad_left), (g.dh, g.dw)
-        if n.attrs["kind"] == "dense" and _winograd(n):
-            m = B.winograd_tile(g.N, g.C, g.K, g.P, g.Q)
+        m = _winograd_tile(n) if n.attrs["kind"] == "dense" else 0
+        if m:
             n.attrs["packed"] = B.WinogradWeights(w, b, pad, m)
         elif n.attrs["kind"] == "dense":
             n.attrs["packed"] = B.ConvWeights(w, b, stride, pad, dil, nchw_input=n.attrs.get("nchw_input", False))

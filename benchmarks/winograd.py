@@ -10,14 +10,13 @@ the measurement on any machine.
 """
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
 
-import kernels
 from kernels import blocked as B
 from kernels.cpu import load
+
+from . import layer_runs
+from .layer_runs import COPIES, interleaved
 
 # (name, N, C, K, H): the zoo's 3x3 stride-1 layers at 224x224 input, batch 1 and 8
 LAYERS = [
@@ -27,7 +26,6 @@ LAYERS = [
     ("vgg.56", 1, 256, 256, 56), ("vgg.28", 1, 512, 512, 28), ("vgg.14", 1, 512, 512, 14),
     ("googlenet.28", 1, 96, 128, 28), ("googlenet.14", 1, 112, 224, 14), ("alexnet.13", 1, 384, 256, 13),
 ]
-COPIES = 4
 
 
 def measure(N, C, K, H, threads, rounds, seed=0):
@@ -43,13 +41,7 @@ def measure(N, C, K, H, threads, rounds, seed=0):
         steps["direct"].append(F.Conv(xb, 1, B.ConvWeights(w, None, (1, 1), (1, 1), (1, 1)), y, 1, None, 0, 1))
         for m in (2, 4):
             steps[f"F{m}"].append(F.Winograd(xb, 1, B.WinogradWeights(w, None, (1, 1), m), y, 1, None, 0, 1))
-    times = {k: [] for k in steps}
-    for r in range(rounds + 1):
-        for k, ss in steps.items():
-            t0 = time.perf_counter()
-            ss[r % COPIES](threads)
-            times[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v[1:])) for k, v in times.items()}     # the first round warms up
+    return interleaved(steps, threads, rounds)
 
 
 def table(layers, threads, rounds):
@@ -70,15 +62,7 @@ def table(layers, threads, rounds):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.winograd", description=__doc__.split("\n\n")[1])
-    p.add_argument("--threads", type=int, default=kernels.get_num_threads())
-    p.add_argument("--rounds", type=int, default=9)
-    p.add_argument("--layers", help="comma-separated names (default: all)")
-    a = p.parse_args(argv)
-    layers = [layer for layer in LAYERS if not a.layers or layer[0] in a.layers.split(",")]
-    if not layers:
-        p.error(f"no layer named {a.layers!r}; the names: {', '.join(layer[0] for layer in LAYERS)}")
-    table(layers, a.threads, a.rounds)
+    layer_runs.main(argv, "python -m benchmarks.winograd", __doc__, LAYERS, table, rounds=9)
 
 
 if __name__ == "__main__":

@@ -195,6 +195,57 @@ def test_pool_keeps_nan_and_small_ops():
     assert _rel(_nchw(yb, 2, 21), np.maximum(3 * z, 0)) < 1e-6
 
 
+TILES = [(4, 7), (4, 6), (4, 1), (3, 9), (3, 2), (2, 14), (2, 5), (1, 14), (1, 1)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(N=st.integers(1, 2), C=st.integers(1, 60), kb=st.sampled_from([1, 2, 3, 4]), mult=st.integers(1, 3),
+       H=st.integers(1, 20), R=st.sampled_from([1, 3]), stride=st.integers(1, 2), act=st.integers(0, 4),
+       residual=st.booleans(), seed=st.integers(0, 2**16))
+def test_every_register_tile_gives_the_same_bits(N, C, kb, mult, H, R, stride, act, residual, seed):
+    """Conv.set_tile: each tile (and its chunking of the reduction) reduces every output in one
+    order, so a fixed tile gives the cost model's result exactly, and both match the reference."""
+    rng = np.random.default_rng(seed)
+    K = 16 * kb * mult - int(rng.integers(0, 16))          # output blocks divisible by kb, a partial last block
+    pad = R // 2
+    x64 = rng.standard_normal((N, C, H, H))
+    x = _blocked(x64, pad)
+    w = (rng.standard_normal((K, C, R, R)) / np.sqrt(C * R * R)).astype(np.float32)
+    b = rng.standard_normal(K).astype(np.float32)
+    cw = B.ConvWeights(w, b, (stride, stride), (pad, pad), (1, 1))
+    P = (H + 2 * pad - R) // stride + 1
+    res = _blocked(rng.standard_normal((N, K, P, P)), 0) if residual else None
+    base = np.full(B.blocked_shape(N, K, P, P, 1), np.nan, np.float32)
+    FAST.Conv(x, pad, cw, base, 1, res, 0, act)(2)
+    want = _act64(ref.conv2d(x64, w, b, stride=stride, padding=pad) + (_nchw(res, 0, K) if residual else 0), act)
+    assert _rel(_nchw(base, 1, K), want) < 1e-5
+    for tile in TILES:
+        if B.blocks(K) % tile[0]:
+            continue
+        y = np.full_like(base, np.nan)
+        step = FAST.Conv(x, pad, cw, y, 1, res, 0, act)
+        step.set_tile(*tile)
+        step(2)
+        assert step.tile == (tile[0], min(tile[1], P)) and np.array_equal(y, base), tile
+
+
+def test_bad_tiles_are_refused():
+    xb = np.zeros(B.blocked_shape(1, 16, 5, 5, 0), np.float32)
+    step = FAST.Conv(xb, 0, B.ConvWeights(np.ones((48, 16, 1, 1), np.float32), None, (1, 1), (0, 0), (1, 1)),
+                     np.zeros(B.blocked_shape(1, 48, 5, 5, 0), np.float32), 0)
+    assert step.tile is None
+    for bad, match in (((2, 7), "divide the 3 output blocks"), ((3, 10), "np must be 1 .. 9"),
+                       ((0, 4), "together"), ((5, 1), "kb must be"), ((4, 0), "together")):
+        with pytest.raises(ValueError, match=match):
+            step.set_tile(*bad)
+    step.set_tile(3, 9)
+    step(1)
+    assert step.tile == (3, 5)
+    step.set_tile(0, 0)
+    step(1)
+    assert step.tile is not None
+
+
 def test_bad_arguments_are_refused():
     xb = np.zeros(B.blocked_shape(1, 16, 5, 5, 0), np.float32)
     cw = B.ConvWeights(np.ones((16, 16, 3, 3), np.float32), None, (1, 1), (1, 1), (1, 1))

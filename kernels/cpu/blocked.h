@@ -179,6 +179,7 @@ typedef struct {
     ptrdiff_t nband;
     ptrdiff_t items;
     int ginner;        /* item = (n, band, group) with the group fastest, else (n, group, band) */
+    int want_kb, want_np;   /* a tile the caller fixes (0: the cost model's choice); valid ones only */
 } bconv;
 
 static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
@@ -188,9 +189,17 @@ static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / 
    split of a row of 7 or 14). */
 static inline int b_npmax(int kb) { return kb == 4 ? 7 : (kb == 3 ? 9 : BNP_MAX); }
 
-/* Cost of a tile per input channel, in FMA slots: its FMAs plus what does not overlap them (the
-   weight loads, the broadcasts, the loop), and the spilled accumulator of 4 x 7. */
-static inline ptrdiff_t b_tile_cost(int kb, int np) { return (ptrdiff_t)kb * np + 2 + 3 * (kb * np + kb + 1 > 32); }
+/* Cost of a tile per input channel, in quarter FMA slots: its FMAs; the weight loads and the loop
+   (2 slots); one broadcast load per pixel (a quarter slot each: a tile with fewer output blocks
+   re-reads each input value once more per extra group of blocks); the spilled accumulator of 4 x 7
+   (half a slot). Fitted to A/B runs of the tiles on one layer (1x1 and 3x3 layers with 7- to
+   112-pixel rows, 1 and 2 threads, an Intel Xeon of the Emerald Rapids generation): 4 x 7 ran 1-12%
+   faster than 2 x 14 and no slower than 4 x 6; a model without the broadcasts and with a 3-slot
+   spill had picked 2 x 14 for every such layer. */
+static inline ptrdiff_t b_tile_cost(int kb, int np)
+{
+    return 4 * (ptrdiff_t)kb * np + 8 + np + 2 * (kb * np + kb + 1 > 32);
+}
 
 /* The busiest thread's rows under OpenMP's static schedule (thread t runs a contiguous run of
    items / T or items / T + 1 items) when an item is a band of rows, `nband` bands make a plane and
@@ -220,7 +229,9 @@ static ptrdiff_t b_busiest_rows(ptrdiff_t items, ptrdiff_t nband, ptrdiff_t band
 /* Choose the tile (kb blocks x np pixels), the chunks and the work items: the tile and the bands of
    rows that minimise the busiest thread's work (its rows x a row's tiles x their cost, and a small
    cost per item, whose weights come through L1 again). `nthreads` only sizes the work items; the
-   reduction order of an output element never depends on it (one tile, its chunks in order).
+   reduction order of an output element never depends on it (one tile, its chunks in order), nor on
+   the tile (partial sums pass through y exactly), so a caller may fix the tile (want_kb, want_np:
+   benchmarks/tiles.py measures each against the model's choice).
    Where three or more groups of output blocks would each read an input image bigger than its share
    of L2 while all the weights fit there (1x1 layers with few input channels on large planes), the
    groups are the innermost index of the items, over bands of rows whose input fits: a band's input
@@ -233,8 +244,9 @@ static void bconv_plan(bconv *g, int nthreads)
     const ptrdiff_t rowin = g->Cb * g->sh * (g->Q * g->sw + g->S - 1) * g->CI * (ptrdiff_t)sizeof(float);
     const ptrdiff_t wbytes = g->Kb * g->Cb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
     for (int kb = BKB_MAX; kb >= 1; kb--) {
-        if (g->Kb % kb) continue;
-        const ptrdiff_t ngrp = g->Kb / kb, nt0 = b_cdiv(g->Q, b_npmax(kb));
+        if (g->Kb % kb || (g->want_kb && kb != g->want_kb)) continue;
+        const ptrdiff_t ngrp = g->Kb / kb;
+        const ptrdiff_t nt0 = b_cdiv(g->Q, g->want_np ? (g->want_np < g->Q ? g->want_np : g->Q) : b_npmax(kb));
         const int ginner = ngrp >= 3 && g->Cb <= 8 && g->ps == BL && rowin * g->P > B_L2_SHARE &&
                            wbytes <= B_L2_SHARE;
         ptrdiff_t nbmin = ginner ? b_cdiv(rowin * g->P, B_L2_SHARE / 3) : 1;
@@ -243,14 +255,14 @@ static void bconv_plan(bconv *g, int nthreads)
         ptrdiff_t nbmax = g->N * ngrp >= 8 * (ptrdiff_t)nthreads ? 1 : b_cdiv(8 * (ptrdiff_t)nthreads, g->N * ngrp);
         if (nbmax > g->P) nbmax = g->P;
         if (nbmax < nbmin) nbmax = nbmin;
-        for (ptrdiff_t ntile = nt0; ntile <= nt0 + 2 && ntile <= g->Q; ntile++) {
-            const int np = (int)b_cdiv(g->Q, ntile);
+        for (ptrdiff_t ntile = nt0; ntile <= (g->want_np ? nt0 : nt0 + 2) && ntile <= g->Q; ntile++) {
+            const int np = g->want_np ? (int)(g->want_np < g->Q ? g->want_np : g->Q) : (int)b_cdiv(g->Q, ntile);
             const ptrdiff_t row = b_cdiv(g->Q, np) * b_tile_cost(kb, np);
             for (ptrdiff_t nb = nbmin; nb <= nbmax; nb++) {
                 const ptrdiff_t band = b_cdiv(g->P, nb), nband = b_cdiv(g->P, band);
                 const ptrdiff_t items = g->N * ngrp * nband;
                 const ptrdiff_t cost = b_busiest_rows(items, nband, band, g->P, ginner ? ngrp : 1, nthreads) * row
-                                       + b_cdiv(items, nthreads) * 8;
+                                       + b_cdiv(items, nthreads) * 32;
                 if (best < 0 || cost < best) {
                     best = cost;
                     g->kb = kb, g->np = np, g->ngrp = ngrp, g->band = band, g->nband = nband, g->items = items;

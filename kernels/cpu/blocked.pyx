@@ -23,6 +23,7 @@ cdef extern from "blocked.h" nogil:
         int act
         int kb, np
         Py_ssize_t ngrp, cbc, band, nband, items
+        int want_kb, want_np
     void bconv_plan(bconv *g, int nthreads)
     void bconv_item(const bconv *g, const float *x, const float *w, const float *bias, const float *res,
                     float *y, Py_ssize_t item)
@@ -171,10 +172,31 @@ cdef class Conv(_Step):
         g.act = act
         g.yh = y_halo
         g.items = 0
+        g.want_kb = g.want_np = 0
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
         self.planned = 0
         self.keep = (x, cw, y, res)
+
+    def set_tile(self, int kb=0, int np=0):
+        """Fix the register tile, kb output blocks x np pixels, instead of the cost model's choice
+        (0, 0 restores it). Results are the same bits for every tile: each output's reduction order
+        does not depend on it. For measuring the model (benchmarks.tiles)."""
+        if (kb == 0) != (np == 0):
+            raise ValueError(f"kb and np are fixed together (both 0: the model's tile), got kb={kb}, np={np}")
+        if kb:
+            if not 1 <= kb <= 4 or self.g.Kb % kb:
+                raise ValueError(f"kb must be 1 .. 4 and divide the {self.g.Kb} output blocks, got {kb}")
+            npmax = 7 if kb == 4 else 9 if kb == 3 else 14
+            if not 1 <= np <= npmax:
+                raise ValueError(f"np must be 1 .. {npmax} with kb={kb} (the 32 vector registers), got {np}")
+        self.g.want_kb, self.g.want_np = kb, np
+        self.planned = 0
+
+    @property
+    def tile(self):
+        """(kb, np) of the partition planned for the last call; None before the first."""
+        return (self.g.kb, self.g.np) if self.planned else None
 
     def __call__(self, int nthreads=1):
         cdef bconv g

@@ -1,0 +1,89 @@
+"""python -m benchmarks.tiles [--threads N] [--rounds R] [--layers a,b]
+
+The blocked convolution's register tiles against the cost model that picks them (blocked.h's
+b_tile_cost): on each layer, the model's tile and every other tile of the candidates (kb output
+blocks x np pixels) interleaved round by round in one process, each call on the next of four copies
+of the weights, so that they come from memory as in a network. Prints, per layer, the median time
+and GFLOP/s of each tile, the model's pick, and the pick's time over the fastest tile's (1.00: the
+model chose the fastest). The results are the same bits whatever the tile, so only speed is at
+stake; run it on a new machine before trusting the model there.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import blocked as B
+from kernels.cpu import load
+
+from . import layer_runs
+from .layer_runs import COPIES, interleaved
+
+# (name, N, C, K, H, R, stride): the zoo's layers that the direct blocked kernel runs in a plan
+LAYERS = [
+    ("mnv1.112", 1, 32, 64, 112, 1, 1), ("mnv1.56", 1, 128, 128, 56, 1, 1), ("mnv1.28", 1, 256, 256, 28, 1, 1),
+    ("mnv1.14", 1, 512, 512, 14, 1, 1), ("mnv1.7", 1, 1024, 1024, 7, 1, 1),
+    ("r50.56.in", 1, 256, 64, 56, 1, 1), ("r50.56.out", 1, 64, 256, 56, 1, 1), ("r50.14.in", 1, 1024, 256, 14, 1, 1),
+    ("r50.7.out", 1, 512, 2048, 7, 1, 1), ("r50.14.b8", 8, 1024, 256, 14, 1, 1),
+    ("r18.7", 1, 512, 512, 7, 3, 1), ("r18.7.b8", 8, 512, 512, 7, 3, 1), ("r50.28.s2", 1, 128, 128, 56, 3, 2),
+    ("r50.7.s2", 1, 512, 512, 14, 3, 2), ("r50.down.s2", 1, 1024, 2048, 14, 1, 2),
+]
+TILES = [(4, 7), (4, 6), (3, 9), (2, 14), (1, 14)]
+
+
+def steps(N, C, K, H, R, stride, seed=0):
+    """COPIES Conv steps of one layer (each its own weights) on shared input and output buffers."""
+    F = load("blocked")
+    rng = np.random.default_rng(seed)
+    pad = R // 2
+    P = (H + 2 * pad - R) // stride + 1
+    x = rng.standard_normal(B.blocked_shape(N, C, H, H, pad)).astype(np.float32)
+    B.zero_frame(x, pad)
+    y = np.zeros(B.blocked_shape(N, K, P, P, 0), np.float32)
+    out = []
+    for _ in range(COPIES):
+        w = rng.standard_normal((K, C, R, R)).astype(np.float32)
+        cw = B.ConvWeights(w, None, (stride, stride), (pad, pad), (1, 1))
+        out.append(F.Conv(x, pad, cw, y, 0, None, 0, 1))
+    return out, 2 * N * K * C * R * R * P * P
+
+
+def measure(layer, threads, rounds):
+    """{tile or "model": median seconds}, the model's tile and the layer's FLOPs."""
+    _, N, C, K, H, R, stride = layer
+    calls, flops = steps(N, C, K, H, R, stride)
+    calls[0](threads)
+    pick = calls[0].tile
+    kb_ok = [t for t in TILES if B.blocks(K) % t[0] == 0]
+    variants = {"model": calls}
+    for t in kb_ok:
+        vs, _ = steps(N, C, K, H, R, stride)
+        for c in vs:
+            c.set_tile(*t)
+        variants[t] = vs
+    return interleaved(variants, threads, rounds), pick, flops
+
+
+def table(layers, threads, rounds):
+    head = " | ".join(f"{kb}x{np_} us" for kb, np_ in TILES)
+    lines = [f"register tiles of the blocked convolution, {threads} threads, median of {rounds} rounds "
+             "(in brackets GFLOP/s); '-': kb does not divide the output blocks", "",
+             f"| layer | N | C->K @H RxR/s | model picks | {head} | pick / fastest |",
+             "|---|---|---|---|" + "---|" * len(TILES) + "---|"]
+    print("\n".join(lines), flush=True)
+    for layer in layers:
+        name, N, C, K, H, R, stride = layer
+        t, pick, flops = measure(layer, threads, rounds)
+        cells = [f"{t[tl] * 1e6:.0f} ({flops / t[tl] / 1e9:.0f})" if tl in t else "-" for tl in TILES]
+        best = min(v for k, v in t.items() if k != "model")
+        lines.append(f"| {name} | {N} | {C}->{K} @{H} {R}x{R}/{stride} | {pick[0]}x{pick[1]} | "
+                     + " | ".join(cells) + f" | {t['model'] / best:.2f} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    layer_runs.main(argv, "python -m benchmarks.tiles", __doc__, LAYERS, table, rounds=15)
+
+
+if __name__ == "__main__":
+    main()

@@ -195,7 +195,7 @@ static inline int b_npmax(int kb) { return kb == 4 ? 7 : (kb == 3 ? 9 : BNP_MAX)
    (half a slot). Fitted to A/B runs of the tiles on one layer (1x1 and 3x3 layers with 7- to
    112-pixel rows, 1 and 2 threads, an Intel Xeon of the Emerald Rapids generation): 4 x 7 ran 1-12%
    faster than 2 x 14 and no slower than 4 x 6; a model without the broadcasts and with a 3-slot
-   spill had picked 2 x 14 for every such layer. */
+   spill had picked 2 x 14 on most of them (4 x 7 only on 7-pixel rows). */
 static inline ptrdiff_t b_tile_cost(int kb, int np)
 {
     return 4 * (ptrdiff_t)kb * np + 8 + np + 2 * (kb * np + kb + 1 > 32);

@@ -4,16 +4,17 @@ The blocked convolution's register tiles against the cost model that picks them 
 b_tile_cost): on each layer, the model's tile and every other tile of the candidates (kb output
 blocks x np pixels) interleaved round by round in one process, each call on the next of four copies
 of the weights, so that they come from memory as in a network. Prints, per layer, the median time
-and GFLOP/s of each tile, the model's pick, and the pick's time over the fastest tile's (1.00: the
-model chose the fastest). The results are the same bits whatever the tile, so only speed is at
-stake; run it on a new machine before trusting the model there.
+and GFLOP/s of each tile, the tile the model picks with this CPU's constants and with each vendor's
+(kernels/cpu/blocked.pyx TILE_COSTS), and the pick's time over the fastest tile's (1.00: the model
+chose the fastest). The results are the same bits whatever the tile, so only speed is at stake; run
+it on a new machine before trusting the model there.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from kernels import blocked as B
-from kernels.cpu import load
+from kernels.cpu import cpuid, load
 
 from . import layer_runs
 from .layer_runs import COPIES, interleaved
@@ -47,8 +48,26 @@ def steps(N, C, K, H, R, stride, seed=0):
     return out, 2 * N * K * C * R * R * P * P
 
 
+def vendors():
+    """The vendors whose tile-cost constants differ, this CPU's first."""
+    costs = load("blocked").TILE_COSTS
+    out = [cpuid.vendor()]
+    return out + [v for v in ("intel", "amd") if costs[v] != costs[out[0]]]
+
+
+def picks(conv, threads):
+    """{vendor: the tile the model picks with that vendor's constants} on one Conv (left as it was)."""
+    out = {}
+    for v in vendors():
+        conv.set_tile(costs=v)
+        conv(threads)
+        out[v] = conv.tile
+    conv.set_tile()
+    return out
+
+
 def measure(layer, threads, rounds):
-    """{tile or "model": median seconds}, the model's tile and the layer's FLOPs."""
+    """{tile or "model": median seconds}, the model's tile on this CPU and the layer's FLOPs."""
     _, N, C, K, H, R, stride = layer
     calls, flops = steps(N, C, K, H, R, stride)
     calls[0](threads)
@@ -65,18 +84,21 @@ def measure(layer, threads, rounds):
 
 def table(layers, threads, rounds):
     head = " | ".join(f"{kb}x{np_} us" for kb, np_ in TILES)
+    vs = vendors()
     lines = [f"register tiles of the blocked convolution, {threads} threads, median of {rounds} rounds "
-             "(in brackets GFLOP/s); '-': kb does not divide the output blocks", "",
-             f"| layer | N | C->K @H RxR/s | model picks | {head} | pick / fastest |",
-             "|---|---|---|---|" + "---|" * len(TILES) + "---|"]
+             f"(in brackets GFLOP/s), a CPU by {vs[0]}; '-': kb does not divide the output blocks", "",
+             f"| layer | N | C->K @H RxR/s | {' | '.join(v + ' model' for v in vs)} | {head} | pick / fastest |",
+             "|---|---|---|" + "---|" * len(vs) + "---|" * len(TILES) + "---|"]
     print("\n".join(lines), flush=True)
     for layer in layers:
         name, N, C, K, H, R, stride = layer
         t, pick, flops = measure(layer, threads, rounds)
-        cells = [f"{t[tl] * 1e6:.0f} ({flops / t[tl] / 1e9:.0f})" if tl in t else "-" for tl in TILES]
+        model = picks(steps(N, C, K, H, R, stride)[0][0], threads)
+        cells = [f"{kb}x{np_}" for kb, np_ in model.values()]
+        cells += [f"{t[tl] * 1e6:.0f} ({flops / t[tl] / 1e9:.0f})" if tl in t else "-" for tl in TILES]
         best = min(v for k, v in t.items() if k != "model")
-        lines.append(f"| {name} | {N} | {C}->{K} @{H} {R}x{R}/{stride} | {pick[0]}x{pick[1]} | "
-                     + " | ".join(cells) + f" | {t['model'] / best:.2f} |")
+        lines.append(f"| {name} | {N} | {C}->{K} @{H} {R}x{R}/{stride} | " + " | ".join(cells)
+                     + f" | {t['model'] / best:.2f} |")
         print(lines[-1], flush=True)
     return "\n".join(lines)
 

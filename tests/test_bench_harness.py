@@ -225,7 +225,8 @@ def test_tiles_benchmark_table(capsys):
     assert pick[0] in (1, 3) and flops == 2 * 48 * 16 * 9 * 81
     text = tiles.table([("tiny", 1, 16, 48, 9, 1, 2)], threads=1, rounds=1)
     row = text.splitlines()[-1]
-    assert row.startswith("| tiny | 1 | 16->48 @9 1x1/2 |") and row.count(" - ") == 3
+    assert row.startswith("| tiny | 1 | 16->48 @9 1x1/2 | ") and row.count(" - ") == 3
+    assert text.splitlines()[2].count(" model |") == len(tiles.vendors()) == 2
     assert capsys.readouterr().out.strip().endswith(row)
     with pytest.raises(SystemExit):
         tiles.main(["--layers", "nothing"])

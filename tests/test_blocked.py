@@ -244,6 +244,25 @@ def test_bad_tiles_are_refused():
     step.set_tile(0, 0)
     step(1)
     assert step.tile is not None
+    with pytest.raises(ValueError, match="costs must be one of"):
+        step.set_tile(costs="arm")
+
+
+def test_each_vendor_constants_pick_their_measured_tile():
+    """The model's machine constants reach the plan: on a 14-pixel row the Intel constants (cheap
+    spill, broadcasts that cost) pick 4 x 7 and the AMD ones (costly spill) 2 x 14, as measured by
+    benchmarks.tiles on each; the bits are the same."""
+    rng = np.random.default_rng(3)
+    x = _blocked(rng.standard_normal((1, 64, 14, 14)), 0)
+    cw = B.ConvWeights(rng.standard_normal((64, 64, 1, 1)).astype(np.float32), None, (1, 1), (0, 0), (1, 1))
+    outs = {}
+    for vendor, tile in (("intel", (4, 7)), ("amd", (2, 14))):
+        outs[vendor] = np.zeros(B.blocked_shape(1, 64, 14, 14, 0), np.float32)
+        step = FAST.Conv(x, 0, cw, outs[vendor], 0)
+        step.set_tile(costs=vendor)
+        step(2)
+        assert step.tile == tile, vendor
+    assert np.array_equal(outs["intel"], outs["amd"])
 
 
 def test_bad_arguments_are_refused():

@@ -66,13 +66,15 @@ def load(name, package="kernels.cpu"):
 
 def info():
     """{"isa": the chosen variant, "runnable": the ISAs this CPU supports, "built": those compiled,
-    "forced": CONVFORGE_ISA or None, "flags": the CPU's vector features}."""
+    "forced": CONVFORGE_ISA or None, "flags": the CPU's vector features, "vendor": 'intel', 'amd' or
+    'other'}."""
     return {
         "isa": ISA,
         "runnable": runnable_isas(),
         "built": built_isas(),
         "forced": os.environ.get("CONVFORGE_ISA") or None,
         "flags": cpuid.flags() if cpuid.is_x86() else [],
+        "vendor": cpuid.vendor(),
     }
 
 

@@ -161,6 +161,13 @@ static inline void b_frame_rows(float *y, ptrdiff_t yr, ptrdiff_t Q, ptrdiff_t h
 
 /* ---------------------------------------------------------------- convolution */
 
+/* What a tile's cost counts beyond its FMAs, in quarter FMA slots: it differs between cores, so the
+   caller sets it from the CPU (kernels/cpu/blocked.pyx TILE_COSTS, measured with benchmarks/tiles.py). */
+typedef struct {
+    int bcast_q;       /* one broadcast load of an input value per pixel */
+    int spill_q;       /* the spilled accumulator of 4 x 7 */
+} btcost;
+
 typedef struct {
     /* element strides (floats): x (n, c-block or NCHW channel, row), y and res (n, block, row) */
     ptrdiff_t xn, xc, xr, yn, yc, yr, rn, rc, rr;
@@ -180,6 +187,7 @@ typedef struct {
     ptrdiff_t items;
     int ginner;        /* item = (n, band, group) with the group fastest, else (n, group, band) */
     int want_kb, want_np;   /* a tile the caller fixes (0: the cost model's choice); valid ones only */
+    btcost cost;
 } bconv;
 
 static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
@@ -190,15 +198,11 @@ static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / 
 static inline int b_npmax(int kb) { return kb == 4 ? 7 : (kb == 3 ? 9 : BNP_MAX); }
 
 /* Cost of a tile per input channel, in quarter FMA slots: its FMAs; the weight loads and the loop
-   (2 slots); one broadcast load per pixel (a quarter slot each: a tile with fewer output blocks
-   re-reads each input value once more per extra group of blocks); the spilled accumulator of 4 x 7
-   (half a slot). Fitted to A/B runs of the tiles on one layer (1x1 and 3x3 layers with 7- to
-   112-pixel rows, 1 and 2 threads, an Intel Xeon of the Emerald Rapids generation): 4 x 7 ran 1-12%
-   faster than 2 x 14 and no slower than 4 x 6; a model without the broadcasts and with a 3-slot
-   spill had picked 2 x 14 on most of them (4 x 7 only on 7-pixel rows). */
-static inline ptrdiff_t b_tile_cost(int kb, int np)
+   (2 slots); one broadcast per pixel (a tile with fewer output blocks re-reads each input value once
+   more per extra group of blocks); the spill of 4 x 7. */
+static inline ptrdiff_t b_tile_cost(const btcost *c, int kb, int np)
 {
-    return 4 * (ptrdiff_t)kb * np + 8 + np + 2 * (kb * np + kb + 1 > 32);
+    return 4 * (ptrdiff_t)kb * np + 8 + (ptrdiff_t)c->bcast_q * np + c->spill_q * (kb * np + kb + 1 > 32);
 }
 
 /* The busiest thread's rows under OpenMP's static schedule (thread t runs a contiguous run of
@@ -243,10 +247,11 @@ static void bconv_plan(bconv *g, int nthreads)
     ptrdiff_t best = -1;
     const ptrdiff_t rowin = g->Cb * g->sh * (g->Q * g->sw + g->S - 1) * g->CI * (ptrdiff_t)sizeof(float);
     const ptrdiff_t wbytes = g->Kb * g->Cb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
+    const ptrdiff_t want_np = g->want_np < g->Q ? g->want_np : g->Q;    /* 0: the model's */
     for (int kb = BKB_MAX; kb >= 1; kb--) {
         if (g->Kb % kb || (g->want_kb && kb != g->want_kb)) continue;
         const ptrdiff_t ngrp = g->Kb / kb;
-        const ptrdiff_t nt0 = b_cdiv(g->Q, g->want_np ? (g->want_np < g->Q ? g->want_np : g->Q) : b_npmax(kb));
+        const ptrdiff_t nt0 = b_cdiv(g->Q, want_np ? want_np : b_npmax(kb));
         const int ginner = ngrp >= 3 && g->Cb <= 8 && g->ps == BL && rowin * g->P > B_L2_SHARE &&
                            wbytes <= B_L2_SHARE;
         ptrdiff_t nbmin = ginner ? b_cdiv(rowin * g->P, B_L2_SHARE / 3) : 1;
@@ -255,9 +260,9 @@ static void bconv_plan(bconv *g, int nthreads)
         ptrdiff_t nbmax = g->N * ngrp >= 8 * (ptrdiff_t)nthreads ? 1 : b_cdiv(8 * (ptrdiff_t)nthreads, g->N * ngrp);
         if (nbmax > g->P) nbmax = g->P;
         if (nbmax < nbmin) nbmax = nbmin;
-        for (ptrdiff_t ntile = nt0; ntile <= (g->want_np ? nt0 : nt0 + 2) && ntile <= g->Q; ntile++) {
-            const int np = g->want_np ? (int)(g->want_np < g->Q ? g->want_np : g->Q) : (int)b_cdiv(g->Q, ntile);
-            const ptrdiff_t row = b_cdiv(g->Q, np) * b_tile_cost(kb, np);
+        for (ptrdiff_t ntile = nt0; ntile <= (want_np ? nt0 : nt0 + 2) && ntile <= g->Q; ntile++) {
+            const int np = (int)(want_np ? want_np : b_cdiv(g->Q, ntile));
+            const ptrdiff_t row = b_cdiv(g->Q, np) * b_tile_cost(&g->cost, kb, np);
             for (ptrdiff_t nb = nbmin; nb <= nbmax; nb++) {
                 const ptrdiff_t band = b_cdiv(g->P, nb), nband = b_cdiv(g->P, band);
                 const ptrdiff_t items = g->N * ngrp * nband;

@@ -13,9 +13,13 @@ from cython.parallel cimport prange
 
 import numpy as np
 
+from kernels.cpu import cpuid
+
 cdef extern from "blocked.h" nogil:
     enum:
         BL
+    ctypedef struct btcost:
+        int bcast_q, spill_q
     ctypedef struct bconv:
         Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
         Py_ssize_t N, Cb, CI, Kb, P, Q, R, S, sh, sw, dh, dw
@@ -24,6 +28,8 @@ cdef extern from "blocked.h" nogil:
         int kb, np
         Py_ssize_t ngrp, cbc, band, nband, items
         int want_kb, want_np
+        btcost cost
+    int b_npmax(int kb)
     void bconv_plan(bconv *g, int nthreads)
     void bconv_item(const bconv *g, const float *x, const float *w, const float *bias, const float *res,
                     float *y, Py_ssize_t item)
@@ -43,6 +49,7 @@ cdef extern from "blocked.h" nogil:
         int act, m
         Py_ssize_t tp, tq, tb, items
         int kb, np
+        btcost cost
     void bpool_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, float *y, Py_ssize_t yr,
                      Py_ssize_t P, Py_ssize_t Q, int is_max, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                      Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int include_pad)
@@ -58,6 +65,29 @@ cdef extern from "winograd.h" nogil:
     void bwino_plan(bwino *g, int nthreads)
     int bwino_item(const bwino *g, const float *x, const float *U, const float *bias, const float *res,
                    float *y, Py_ssize_t item)
+
+
+# The register-tile cost model's machine constants (blocked.h btcost, in quarter FMA slots: a broadcast
+# load per pixel, the spill of 4 x 7), by CPU vendor, each fitted to `python -m benchmarks.tiles`
+# on one host (tables in benchmarks/results/*/kernels/tiles.md). On an Intel Xeon (Emerald Rapids) the
+# broadcasts compete with the weight loads and the spill is cheap: 4 x 7 ran 1-14% faster than 2 x 14.
+# On an AMD EPYC (Zen 5) broadcasts cost nothing beside the FMAs and the spill costs about 3 slots:
+# 2 x 14 ran 3-40% faster than 4 x 7 on 10 of the 15 layers (4 x 7 only where a row has 7 pixels).
+TILE_COSTS = {"intel": (1, 2), "amd": (0, 12)}
+TILE_COSTS["other"] = TILE_COSTS["amd"]
+_MACHINE_COSTS = TILE_COSTS[cpuid.vendor()]
+
+
+cdef btcost _costs(name) except *:
+    """The btcost of TILE_COSTS[name] (None: this CPU's vendor)."""
+    cdef btcost c
+    if name is None:
+        c.bcast_q, c.spill_q = _MACHINE_COSTS
+    elif name in TILE_COSTS:
+        c.bcast_q, c.spill_q = TILE_COSTS[name]
+    else:
+        raise ValueError(f"costs must be one of {sorted(TILE_COSTS)} or None, got {name!r}")
+    return c
 
 
 cdef inline Py_ssize_t _st(a, int axis):
@@ -173,23 +203,26 @@ cdef class Conv(_Step):
         g.yh = y_halo
         g.items = 0
         g.want_kb = g.want_np = 0
+        g.cost = _costs(None)
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
         self.planned = 0
         self.keep = (x, cw, y, res)
 
-    def set_tile(self, int kb=0, int np=0):
+    def set_tile(self, int kb=0, int np=0, costs=None):
         """Fix the register tile, kb output blocks x np pixels, instead of the cost model's choice
-        (0, 0 restores it). Results are the same bits for every tile: each output's reduction order
-        does not depend on it. For measuring the model (benchmarks.tiles)."""
+        (0, 0 restores it), or let the model choose with another machine's constants (`costs`, a key
+        of TILE_COSTS; None: this CPU's). Results are the same bits for every tile: each output's
+        reduction order does not depend on it. For measuring the model (benchmarks.tiles)."""
         if (kb == 0) != (np == 0):
             raise ValueError(f"kb and np are fixed together (both 0: the model's tile), got kb={kb}, np={np}")
         if kb:
             if not 1 <= kb <= 4 or self.g.Kb % kb:
                 raise ValueError(f"kb must be 1 .. 4 and divide the {self.g.Kb} output blocks, got {kb}")
-            npmax = 7 if kb == 4 else 9 if kb == 3 else 14
-            if not 1 <= np <= npmax:
-                raise ValueError(f"np must be 1 .. {npmax} with kb={kb} (the 32 vector registers), got {np}")
+            if not 1 <= np <= b_npmax(kb):
+                raise ValueError(f"np must be 1 .. {b_npmax(kb)} with kb={kb} (the 32 vector registers), "
+                                 f"got {np}")
+        self.g.cost = _costs(costs)
         self.g.want_kb, self.g.want_np = kb, np
         self.planned = 0
 
@@ -255,6 +288,7 @@ cdef class Winograd(_Step):
         g.act, g.m = act, ww.m
         g.yh = y_halo
         g.items = 0
+        g.cost = _costs(None)
         self.xp, self.wp, self.bp = &x5[0, 0, 0, 0, 0], &w5[0, 0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
         self.planned = 0

@@ -18,13 +18,21 @@ cdef extern from *:
         #undef CF_ASK
         return -1;
     }
+    /* 1: Intel, 2: AMD, 0: another vendor */
+    static int cf_vendor(void)
+    {
+        __builtin_cpu_init();
+        return __builtin_cpu_is("intel") ? 1 : (__builtin_cpu_is("amd") ? 2 : 0);
+    }
     #else
     #define CF_X86 0
     static int cf_supports(const char *name) { (void)name; return 0; }
+    static int cf_vendor(void) { return 0; }
     #endif
     """
     int CF_X86
     int cf_supports(const char *name) nogil
+    int cf_vendor() nogil
 
 FLAGS = ("sse4.2", "avx", "avx2", "fma", "bmi2", "f16c", "avx512f", "avx512bw", "avx512dq",
          "avx512vl", "avx512cd", "avx512vnni", "avx512bf16", "avx512ifma", "avx512vbmi")
@@ -40,6 +48,11 @@ def supports(str name):
     if r < 0:
         raise ValueError(f"unknown CPU feature {name!r}")
     return bool(r)
+
+
+def vendor():
+    """'intel', 'amd', or 'other' (what CPUID's vendor string says)."""
+    return ("other", "intel", "amd")[cf_vendor()]
 
 
 def flags():

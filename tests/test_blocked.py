@@ -227,6 +227,12 @@ def test_every_register_tile_gives_the_same_bits(N, C, kb, mult, H, R, stride, a
         step.set_tile(*tile)
         step(2)
         assert step.tile == (tile[0], min(tile[1], P)) and np.array_equal(y, base), tile
+        for cbc in (1, 2):                  # chunks of one and two input blocks: y carries the partial sums
+            y = np.full_like(base, np.nan)
+            step = FAST.Conv(x, pad, cw, y, 1, res, 0, act)
+            step.set_tile(*tile, cbc=cbc)
+            step(2)
+            assert step.chunk == min(cbc, B.blocks(C)) and np.array_equal(y, base), (tile, cbc)
 
 
 def test_bad_tiles_are_refused():
@@ -246,6 +252,8 @@ def test_bad_tiles_are_refused():
     assert step.tile is not None
     with pytest.raises(ValueError, match="costs must be one of"):
         step.set_tile(costs="arm")
+    with pytest.raises(ValueError, match="cbc must be >= 0"):
+        step.set_tile(cbc=-1)
 
 
 def test_each_vendor_constants_pick_their_measured_tile():

@@ -289,3 +289,42 @@ def test_per_image_segments_equal_the_whole_batch(monkeypatch, name, size, batch
     prof = split.profile(x, passes=1)
     assert len(prof) == len(split.nodes) + 2 and all(sec >= 0 for _, _, sec in prof)
     assert all(split.program.view_of[v][0].shape[0] == 1 for v in split.program.internal)
+
+
+@pytest.mark.parametrize("segments", [False, True])
+def test_tuned_tiles_change_no_bit(monkeypatch, segments):
+    """tune.py times a few tiles and chunks of every dense direct conv and keeps one on the node; each
+    reduces every output in the same order, so a tuned plan equals an untuned one bit for bit, whatever
+    wins. `fastest` is forced to the last (never the model's) candidate so that the path is exercised
+    whatever the timings say; with segments, the candidates run on one image."""
+    from cnn.plan import Plan, program, tune
+    net = L.Sequential(L.Conv2d(3, 37, 3, padding=1), L.ReLU(), L.Conv2d(37, 64, 1), L.ReLU(),
+                       L.Conv2d(64, 53, 3, stride=2, padding=1), L.ReLU(), L.Conv2d(53, 96, 1))
+    x = _input((3, 3, 23, 23))
+    monkeypatch.setattr(program, "SEGMENT_BYTES", 1 if segments else 10 ** 12)
+    plain = Plan(net, x.shape, tune=False)
+    assert plain.tuning == [] and not any("tile" in n.attrs for n in plain.nodes)
+    assert bool(plain.program.segments) == segments
+    want = plain(x)
+    real = Plan(net, x.shape, tune=True)
+    assert np.array_equal(real(x), want)
+    assert len(real.tuning) == 4
+    for n, chosen, times in real.tuning:
+        assert n.attrs["tile"] == chosen and (not times or chosen in times)
+    monkeypatch.setattr(tune, "fastest", lambda calls: (list(calls)[-1], {}))
+    forced = Plan(net, x.shape, tune=True)
+    assert any(chosen != next(iter(tune.candidates(forced.program, np.zeros(forced.program.size, np.float32),
+                                                   n, None))) for n, chosen, _ in forced.tuning)
+    assert np.array_equal(forced(x), want)
+    with use(REFERENCE):
+        assert rel_error(want, net(x)) < 1e-4
+
+
+def test_tuning_follows_its_switch(monkeypatch):
+    from cnn import plan as P
+    net = L.Sequential(L.Conv2d(3, 16, 3, padding=1), L.ReLU(), L.Conv2d(16, 32, 1))
+    monkeypatch.setenv("CONVFORGE_AUTOTUNE", "0")
+    assert net.prepare((1, 3, 9, 9)).tuning == []
+    assert len(net.prepare((1, 3, 10, 10), tune=True).tuning) == 2
+    monkeypatch.setenv("CONVFORGE_AUTOTUNE", "1")
+    assert P.tuning() and len(P.Plan(net, (1, 3, 9, 9)).tuning) == 2

@@ -243,11 +243,12 @@ class Module:
     def forward(self, x):
         raise NotImplementedError(f"{type(self).__name__} has no forward pass")
 
-    def prepare(self, shape):
+    def prepare(self, shape, tune=None):
         """The inference plan of this network for float32 inputs of `shape` (cnn/plan): built now or
-        reused; net(x) also uses it. Returns the Plan (callable like the network)."""
+        reused; net(x) also uses it. Returns the Plan (callable like the network). `tune`: time a few
+        tiles of each convolution and keep the fastest (None: yes, unless CONVFORGE_AUTOTUNE=0)."""
         from .. import plan
-        return plan.prepare(self, shape)
+        return plan.prepare(self, shape, tune)
 
     # --- parameters ------------------------------------------------------------------------------
     def num_parameters(self):

@@ -5,9 +5,10 @@
 
 Preparing traces the forward pass (trace.py), lowers it (lower.py: batch-norm folded, residual adds
 and activations fused into the convolutions' epilogues, concatenations written in place, a blocked
-NCHW16c layout with zero halos), packs every weight once and places every activation in one arena by
-liveness (program.py). A call copies x in, runs the bound steps and returns a new output array;
-nothing else is allocated, except inside the rare ops without a blocked kernel (fallbacks).
+NCHW16c layout with zero halos), packs every weight once, places every activation in one arena by
+liveness (program.py) and times a few register tiles of each direct convolution to keep the fastest
+(tune.py; the same bits whichever wins). A call copies x in, runs the bound steps and returns a new
+output array; nothing else is allocated, except inside the rare ops without a blocked kernel (fallbacks).
 
 Implicit use: a Module with at least two convolutions called at the top level on a float32 numpy
 (N, C, H, W) array runs through a plan for that shape (kept on the module; a few shapes at a time).
@@ -25,6 +26,7 @@ import numpy as np
 
 from ..layers import module as _module
 from .lower import lower
+from . import tune as _tune
 from .program import Program
 from .trace import trace
 
@@ -44,7 +46,7 @@ def _signature(net):
 class Plan:
     """A network prepared for one input shape (float32, numpy). Callable like the network."""
 
-    def __init__(self, net, shape):
+    def __init__(self, net, shape, tune=None):
         if len(shape) != 4 or min(shape) < 1:
             raise ValueError(f"a plan is built for a non-empty (N, C, H, W) input, got shape {tuple(shape)}")
         bad = next((a for a in net.parameters() if type(a) is not np.ndarray or a.dtype != np.float32), None)
@@ -57,10 +59,23 @@ class Plan:
         graph = trace(net, self.shape)
         layouts, halos, placed = lower(graph)
         self.program = Program(graph, layouts, halos, placed)
+        self.tuning = self._tune() if (tuning() if tune is None else tune) else []
         self.signature = _signature(net)
         self.generation = max(self.generation, _module.edits())
         self._free = []
         self._lock = threading.Lock()
+
+    def _tune(self):
+        """The tiles of the dense convolutions by measurement (tune.py), on an arena of its own."""
+        arena = np.zeros(self.program.size, dtype=np.float32)
+        steps, put, _ = self.program.bind(arena)
+        x = np.random.default_rng(0).standard_normal(self.shape).astype(np.float32)
+
+        def warm():
+            put(x)
+            for step in steps:
+                step()
+        return _tune.tune(self.program, arena, warm)
 
     @property
     def arena_bytes(self):
@@ -134,8 +149,9 @@ class Plan:
         return [(label, node, float(sec)) for (label, node), sec in zip(labels, med)]
 
 
-def prepare(net, shape):
-    """The plan of `net` for inputs of `shape` (built now, or the cached one if still valid)."""
+def prepare(net, shape, tune=None):
+    """The plan of `net` for inputs of `shape` (built now, or the cached one if still valid). `tune`:
+    choose the convolutions' tiles by measuring them (tune.py; None: unless CONVFORGE_AUTOTUNE=0)."""
     shape = tuple(int(d) for d in shape)
     plans = net.__dict__.get("_plans")
     if plans is None:
@@ -143,7 +159,7 @@ def prepare(net, shape):
         object.__setattr__(net, "_plans", plans)
     plan = plans.get(shape)
     if plan is None or not plan.valid():
-        plan = Plan(net, shape)
+        plan = Plan(net, shape, tune)
         if len(plans) >= MAX_SHAPES:
             plans.pop(next(iter(plans)))
         plans[shape] = plan
@@ -164,6 +180,13 @@ def _plannable(net):
     ok = convs >= 2 and all(type(a) is np.ndarray and a.dtype == np.float32 for a in net.parameters())
     object.__setattr__(net, "_plannable", (_module.edits(), ok))
     return ok
+
+
+def tuning():
+    """Whether plans measure their tiles by default: the package's one switch for measured choices
+    (CONVFORGE_AUTOTUNE=0, off, false or no: the cost model's alone)."""
+    from kernels import select
+    return select.autotune_enabled()
 
 
 def enabled():

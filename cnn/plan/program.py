@@ -252,6 +252,29 @@ class Program:
         else:
             np.copyto(buf, np.asarray(y, dtype=np.float32).reshape(buf.shape))
 
+    def dense_call(self, arena, n, image=None, tile=None):
+        """The kernel call of dense conv node n on the arena: its tile (kb, np, chunk) the given one,
+        else the tuned one (n.attrs["tile"], set by tune.py), else the cost model's."""
+        vw = lambda v: self.view(arena, v, image)  # noqa: E731
+        res, packed = n.attrs.get("res"), n.attrs["packed"]
+        r, rh = (vw(res), self.halo[res]) if res is not None else (None, 0)
+        if isinstance(packed, B.WinogradWeights):
+            return self.blocked.Winograd(vw(n.inputs[0]), self.halo[n.inputs[0]], packed, vw(n.out),
+                                         self.halo[n.out], r, rh, n.attrs["act"])
+        call = self.blocked.Conv(vw(n.inputs[0]), self.halo[n.inputs[0]], packed, vw(n.out), self.halo[n.out],
+                                 r, rh, n.attrs["act"])
+        tile = tile or n.attrs.get("tile")
+        if tile:
+            call.set_tile(tile[0], tile[1], cbc=tile[2])
+        return call
+
+    def tunable(self):
+        """[(node, image)]: the dense direct convolutions whose tile tune.py may choose, with the image
+        their calls run on (0 inside a segment, which runs image by image; None: the whole batch)."""
+        seg = {t for a, b in self.segments for t in range(a, b)}
+        return [(n, 0 if t in seg else None) for t, n in enumerate(self.graph.nodes)
+                if n.op == "conv" and n.attrs["kind"] == "dense" and not isinstance(n.attrs["packed"], B.WinogradWeights)]
+
     def _bind_node(self, arena, n, image=None):
         """Node n's step on the arena (on image `image` alone when given: a segment's)."""
         op, F, run = n.op, self.blocked, _threads.run
@@ -264,8 +287,7 @@ class Program:
             r, rh = (vw(res), h[res]) if res is not None else (None, 0)
             act, packed, kind = n.attrs["act"], n.attrs["packed"], n.attrs["kind"]
             if kind == "dense":
-                step = F.Winograd if isinstance(packed, B.WinogradWeights) else F.Conv
-                call = step(x, xh, packed, y, yh, r, rh, act)
+                call = self.dense_call(arena, n, image)
                 return lambda: run(call)
             if kind == "depthwise":
                 call = F.Depthwise(x, xh, packed, y, yh, r, rh, act)

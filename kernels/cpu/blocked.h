@@ -187,6 +187,7 @@ typedef struct {
     ptrdiff_t items;
     int ginner;        /* item = (n, band, group) with the group fastest, else (n, group, band) */
     int want_kb, want_np;   /* a tile the caller fixes (0: the cost model's choice); valid ones only */
+    ptrdiff_t want_cbc;     /* input blocks per chunk the caller fixes (0: BCHUNK_BYTES of weights) */
     btcost cost;
 } bconv;
 
@@ -277,7 +278,7 @@ static void bconv_plan(bconv *g, int nthreads)
         }
     }
     const ptrdiff_t per_block = (ptrdiff_t)g->kb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
-    g->cbc = BCHUNK_BYTES / per_block;
+    g->cbc = g->want_cbc > 0 ? g->want_cbc : BCHUNK_BYTES / per_block;
     if (g->cbc < 1) g->cbc = 1;
     if (g->cbc > g->Cb) g->cbc = g->Cb;
     g->cbc = b_cdiv(g->Cb, b_cdiv(g->Cb, g->cbc));     /* equal chunks */

@@ -28,6 +28,7 @@ cdef extern from "blocked.h" nogil:
         int kb, np
         Py_ssize_t ngrp, cbc, band, nband, items
         int want_kb, want_np
+        Py_ssize_t want_cbc
         btcost cost
     int b_npmax(int kb)
     void bconv_plan(bconv *g, int nthreads)
@@ -203,13 +204,14 @@ cdef class Conv(_Step):
         g.yh = y_halo
         g.items = 0
         g.want_kb = g.want_np = 0
+        g.want_cbc = 0
         g.cost = _costs(None)
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
         self.planned = 0
         self.keep = (x, cw, y, res)
 
-    def set_tile(self, int kb=0, int np=0, costs=None):
+    def set_tile(self, int kb=0, int np=0, costs=None, Py_ssize_t cbc=0):
         """Fix the register tile, kb output blocks x np pixels, instead of the cost model's choice
         (0, 0 restores it), or let the model choose with another machine's constants (`costs`, a key
         of TILE_COSTS; None: this CPU's). Results are the same bits for every tile: each output's
@@ -222,14 +224,26 @@ cdef class Conv(_Step):
             if not 1 <= np <= b_npmax(kb):
                 raise ValueError(f"np must be 1 .. {b_npmax(kb)} with kb={kb} (the 32 vector registers), "
                                  f"got {np}")
+        if cbc < 0:
+            raise ValueError(f"cbc must be >= 0 (0: the model's chunks), got {cbc}")
         self.g.cost = _costs(costs)
-        self.g.want_kb, self.g.want_np = kb, np
+        self.g.want_kb, self.g.want_np, self.g.want_cbc = kb, np, cbc
         self.planned = 0
 
     @property
     def tile(self):
         """(kb, np) of the partition planned for the last call; None before the first."""
         return (self.g.kb, self.g.np) if self.planned else None
+
+    @property
+    def chunk(self):
+        """Input blocks per reduction chunk of the partition planned for the last call; None before."""
+        return self.g.cbc if self.planned else None
+
+    @property
+    def block_bytes(self):
+        """Bytes of the planned tile's weights per input block (a chunk holds `chunk` of them)."""
+        return self.g.kb * self.g.R * self.g.S * self.g.CI * BL * 4 if self.planned else None
 
     def __call__(self, int nthreads=1):
         cdef bconv g

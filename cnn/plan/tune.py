@@ -1,0 +1,78 @@
+"""The plan's tiles chosen by measurement: for each dense direct convolution, a few register tiles and
+reduction chunks (blocked.h's bconv plan) timed on the layer itself, in the plan's own arena, at the
+thread count of the call; the fastest is kept on the node (n.attrs["tile"]) and every binding of the
+plan uses it.
+
+Why: the cost model's constants fit the machine they were measured on and no other. Measured on two
+Intel Xeons, the tile that wins differs (4 x 7 on an Emerald Rapids host, 2 x 14 by 6-18% on the
+following host's 1x1 layers), and chunks that keep a chunk's weights in L1 (32 KB) were 7-14% faster
+there on 7x7 and 14x14 planes than the model's L2-sized ones. Every candidate reduces each output in
+the same order, so the choice changes the time, never the bits: a tuned plan gives exactly what an
+untuned one does.
+
+Cost: a few calls of each candidate per layer (interleaved rounds, the best of each candidate's
+times; a candidate must beat the model's pick by TIE to replace it): measured 1.8 s for ResNet-50 at
+batch 8 and 0.18 s at batch 1 on two cores, for 2-5% (batch 8) and 0-7% (batch 1) on the whole network
+and 4-9% on MobileNetV1 at batch 1 (benchmarks/results/cpu-xeon-model167-2t-2026-12-02/kernels/tuning.md).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from kernels import _threads
+
+TILES = ((4, 7), (2, 14))          # tried beside the model's: the model's usual picks on Intel and AMD
+L1_CHUNK = 32 * 1024               # weights per chunk that stay in a 48 KB L1 beside a tile's input
+ROUNDS, MAX_ROUNDS, BUDGET_S = 3, 9, 0.02
+TIE = 0.97                         # a candidate replaces the model's tile only when this much faster
+
+
+def candidates(program, arena, n, image):
+    """{(kb, np, chunk): call} of node n, distinct as planned (np is capped at the row, chunks at the
+    input blocks), the model's own first."""
+    model = program.dense_call(arena, n, image, tile=(0, 0, 0))
+    _threads.run(model)
+    out = {(*model.tile, model.chunk): model}
+    block = model.block_bytes // model.tile[0]            # per input block and output block
+    for kb, np_ in ((model.tile[0], model.tile[1]),) + TILES:
+        for chunk in (0, max(1, L1_CHUNK // (block * kb))):
+            try:
+                call = program.dense_call(arena, n, image, tile=(kb, np_, chunk))
+                _threads.run(call)
+            except ValueError:                            # kb does not divide the output blocks
+                break
+            out.setdefault((*call.tile, call.chunk), call)
+    return out
+
+
+def fastest(calls):
+    """The key of the fastest call (the first key unless another is faster by TIE): interleaved
+    rounds, each call's best time, ROUNDS at least and more while under BUDGET_S, MAX_ROUNDS at most."""
+    times = {k: np.inf for k in calls}
+    spent, rounds = 0.0, 0
+    while rounds < ROUNDS or (rounds < MAX_ROUNDS and spent < BUDGET_S):
+        for k, call in calls.items():
+            t0 = time.perf_counter()
+            _threads.run(call)
+            dt = time.perf_counter() - t0
+            times[k] = min(times[k], dt)
+            spent += dt
+        rounds += 1
+    first = next(iter(calls))
+    best = min(times, key=times.get)
+    return (first if times[best] > TIE * times[first] else best), times
+
+
+def tune(program, arena, warm):
+    """Choose every tunable node's tile on `arena` (which `warm()` fills with a forward pass, so the
+    layers read realistic activations); returns [(node, chosen, {candidate: best seconds})]."""
+    warm()
+    report = []
+    for n, image in program.tunable():
+        calls = candidates(program, arena, n, image)
+        chosen, times = fastest(calls) if len(calls) > 1 else (next(iter(calls)), {})
+        n.attrs["tile"] = chosen
+        report.append((n, chosen, times))
+    return report

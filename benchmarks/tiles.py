@@ -67,11 +67,11 @@ def picks(conv, threads):
 
 
 def measure(layer, threads, rounds):
-    """{tile or "model": median seconds}, the model's tile on this CPU and the layer's FLOPs."""
+    """{tile or "model": median seconds}, {vendor: the model's tile with its constants} (picks) and
+    the layer's FLOPs."""
     _, N, C, K, H, R, stride = layer
     calls, flops = steps(N, C, K, H, R, stride)
-    calls[0](threads)
-    pick = calls[0].tile
+    model = picks(calls[0], threads)
     kb_ok = [t for t in TILES if B.blocks(K) % t[0] == 0]
     variants = {"model": calls}
     for t in kb_ok:
@@ -79,7 +79,7 @@ def measure(layer, threads, rounds):
         for c in vs:
             c.set_tile(*t)
         variants[t] = vs
-    return interleaved(variants, threads, rounds), pick, flops
+    return interleaved(variants, threads, rounds), model, flops
 
 
 def table(layers, threads, rounds):
@@ -92,8 +92,7 @@ def table(layers, threads, rounds):
     print("\n".join(lines), flush=True)
     for layer in layers:
         name, N, C, K, H, R, stride = layer
-        t, pick, flops = measure(layer, threads, rounds)
-        model = picks(steps(N, C, K, H, R, stride)[0][0], threads)
+        t, model, flops = measure(layer, threads, rounds)
         cells = [f"{kb}x{np_}" for kb, np_ in model.values()]
         cells += [f"{t[tl] * 1e6:.0f} ({flops / t[tl] / 1e9:.0f})" if tl in t else "-" for tl in TILES]
         best = min(v for k, v in t.items() if k != "model")

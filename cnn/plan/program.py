@@ -280,15 +280,15 @@ class Program:
         op, F, run = n.op, self.blocked, _threads.run
         vw = lambda v: self.view(arena, v, image)  # noqa: E731
         h = self.halo
+        if op == "conv" and n.attrs["kind"] == "dense":
+            call = self.dense_call(arena, n, image)
+            return lambda: run(call)
         if op == "conv" and n.attrs["kind"] != "nchw":
             x, y = vw(n.inputs[0]), vw(n.out)
             xh, yh = h[n.inputs[0]], h[n.out]
             res = n.attrs.get("res")
             r, rh = (vw(res), h[res]) if res is not None else (None, 0)
             act, packed, kind = n.attrs["act"], n.attrs["packed"], n.attrs["kind"]
-            if kind == "dense":
-                call = self.dense_call(arena, n, image)
-                return lambda: run(call)
             if kind == "depthwise":
                 call = F.Depthwise(x, xh, packed, y, yh, r, rh, act)
                 return lambda: run(call)

@@ -27,8 +27,11 @@ LAYERS = [
     ("r50.7.out", 1, 512, 2048, 7, 1, 1), ("r50.14.b8", 8, 1024, 256, 14, 1, 1),
     ("r18.7", 1, 512, 512, 7, 3, 1), ("r18.7.b8", 8, 512, 512, 7, 3, 1), ("r50.28.s2", 1, 128, 128, 56, 3, 2),
     ("r50.7.s2", 1, 512, 512, 14, 3, 2), ("r50.down.s2", 1, 1024, 2048, 14, 1, 2),
+    # planes no row tile divides (EfficientNet-B1..B7's 15, 19, 10): where flat tiles earn their keep
+    ("odd.15", 1, 256, 256, 15, 1, 1), ("odd.10", 1, 512, 512, 10, 1, 1), ("odd.19.3x3", 1, 128, 128, 19, 3, 1),
 ]
-TILES = [(4, 7), (4, 6), (3, 9), (2, 14), (1, 14)]
+# (kb, np, flat): row tiles, and the flat 4 x 6 (a band's rows joined end to end)
+TILES = [(4, 7, False), (4, 6, False), (3, 9, False), (2, 14, False), (1, 14, False), (4, 6, True)]
 
 
 def steps(N, C, K, H, R, stride, seed=0):
@@ -61,7 +64,7 @@ def picks(conv, threads):
     for v in vendors():
         conv.set_tile(costs=v)
         conv(threads)
-        out[v] = conv.tile
+        out[v] = (*conv.tile, conv.flat)
     conv.set_tile()
     return out
 
@@ -77,13 +80,13 @@ def measure(layer, threads, rounds):
     for t in kb_ok:
         vs, _ = steps(N, C, K, H, R, stride)
         for c in vs:
-            c.set_tile(*t)
+            c.set_tile(t[0], t[1], flat=t[2])
         variants[t] = vs
     return interleaved(variants, threads, rounds), model, flops
 
 
 def table(layers, threads, rounds):
-    head = " | ".join(f"{kb}x{np_} us" for kb, np_ in TILES)
+    head = " | ".join(f"{kb}x{np_}{' flat' if flat else ''} us" for kb, np_, flat in TILES)
     vs = vendors()
     lines = [f"register tiles of the blocked convolution, {threads} threads, median of {rounds} rounds "
              f"(in brackets GFLOP/s), a CPU by {vs[0]}; '-': kb does not divide the output blocks", "",
@@ -93,7 +96,7 @@ def table(layers, threads, rounds):
     for layer in layers:
         name, N, C, K, H, R, stride = layer
         t, model, flops = measure(layer, threads, rounds)
-        cells = [f"{kb}x{np_}" for kb, np_ in model.values()]
+        cells = [f"{kb}x{np_}{' flat' if flat else ''}" for kb, np_, flat in model.values()]
         cells += [f"{t[tl] * 1e6:.0f} ({flops / t[tl] / 1e9:.0f})" if tl in t else "-" for tl in TILES]
         best = min(v for k, v in t.items() if k != "model")
         lines.append(f"| {name} | {N} | {C}->{K} @{H} {R}x{R}/{stride} | " + " | ".join(cells)

@@ -34,7 +34,7 @@ def run(name, batch, threads, rounds, layers):
     print(f"{len(tuned.tuning)} layers tuned, {changed} off the model's pick; outputs bit-identical")
     if layers:
         for n, chosen, times in tuned.tuning:
-            cells = " ".join(f"{'*' if k == chosen else ''}{k[0]}x{k[1]}/{k[2]}:{v * 1e6:.0f}us"
+            cells = " ".join(f"{'*' if k == chosen else ''}{k[0]}x{k[1]}{'f' if k[3] else ''}/{k[2]}:{v * 1e6:.0f}us"
                              for k, v in times.items())
             print(f"  {n.out:>4} {cells or 'one candidate'}")
     for r in range(rounds):

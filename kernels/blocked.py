@@ -65,6 +65,37 @@ def activate(v, act):
     raise ValueError(f"act must be 0 .. 4, got {act}")
 
 
+# ---------------------------------------------------------------- aligned buffers
+
+ALIGN_BYTES = 64    # a cache line and a zmm register
+
+
+def aligned_empty(shape, dtype=np.float32):
+    """An uninitialised C-contiguous array whose data starts on a 64-byte line. NumPy's own large
+    arrays start 16 bytes past a page (glibc's mmap header), so every 64-byte vector load of them
+    spans two cache lines; the blocked kernels' weights and activations measured 1.05-1.45x slower so
+    (one layer at a time, interleaved, on an Intel Xeon)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n + ALIGN_BYTES, dtype=np.uint8)
+    off = -raw.ctypes.data % ALIGN_BYTES
+    return raw[off:off + n].view(dtype).reshape(shape)
+
+
+def aligned_zeros(shape, dtype=np.float32):
+    out = aligned_empty(shape, dtype)
+    out[...] = 0
+    return out
+
+
+def aligned(a, dtype=None):
+    """A 64-byte-aligned C-contiguous copy of `a` (as `dtype`)."""
+    a = np.asarray(a)
+    out = aligned_empty(a.shape, a.dtype if dtype is None else dtype)
+    out[...] = a
+    return out
+
+
 # ---------------------------------------------------------------- packing (plan time, once per layer)
 
 class ConvWeights:
@@ -88,8 +119,8 @@ class ConvWeights:
         wp = np.zeros((Kb * BLOCK, Cb * ci, R, S), dtype=weight.dtype)
         wp[:K, :C] = weight
         # (kb, ko, cb, ci, r, s) -> (kb, cb, r, s, ci, ko)
-        self.w = np.ascontiguousarray(wp.reshape(Kb, BLOCK, Cb, ci, R, S).transpose(0, 2, 4, 5, 3, 1))
-        self.bias = np.zeros(Kb * BLOCK, dtype=weight.dtype)
+        self.w = aligned(wp.reshape(Kb, BLOCK, Cb, ci, R, S).transpose(0, 2, 4, 5, 3, 1))
+        self.bias = aligned_zeros(Kb * BLOCK, dtype=weight.dtype)
         if bias is not None:
             self.bias[:K] = bias
 
@@ -108,8 +139,8 @@ class DepthwiseWeights:
         Cb = blocks(C)
         wp = np.zeros((Cb * BLOCK, R, S), dtype=weight.dtype)
         wp[:C] = weight[:, 0]
-        self.w = np.ascontiguousarray(wp.reshape(Cb, BLOCK, R, S).transpose(0, 2, 3, 1))
-        self.bias = np.zeros(Cb * BLOCK, dtype=weight.dtype)
+        self.w = aligned(wp.reshape(Cb, BLOCK, R, S).transpose(0, 2, 3, 1))
+        self.bias = aligned_zeros(Cb * BLOCK, dtype=weight.dtype)
         if bias is not None:
             self.bias[:C] = bias
 
@@ -171,7 +202,7 @@ class WinogradWeights:
         up[:, :, :K, :C] = u
         # (i, j, kb, ko, cb, ci) -> (i*A + j, kb, cb, ci, ko)
         up = up.reshape(A * A, Kb, BLOCK, Cb, BLOCK).transpose(0, 1, 3, 4, 2)
-        self.w = np.ascontiguousarray(up, dtype=weight.dtype)
+        self.w = aligned(up, dtype=weight.dtype)
         self.bias = self.direct.bias
 
 

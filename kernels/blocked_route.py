@@ -35,7 +35,7 @@ import threading
 import numpy as np
 
 from . import cpu
-from .blocked import BLOCK, ConvWeights, blocked_shape
+from .blocked import BLOCK, ConvWeights, aligned_empty, blocked_shape
 
 MAX_HALO = 8
 MAX_ENTRIES = 128
@@ -152,11 +152,11 @@ def conv2d(x, w, bias, y, g, act, nthreads):
     if cw.nchw_input:
         xb = x
         if h:
-            xb = np.empty((N, C, H + 2 * h, W + 2 * h), dtype=np.float32)
+            xb = aligned_empty((N, C, H + 2 * h, W + 2 * h))
             layout.pad_nchw(x, xb, h, _threads_for(xb.size, nthreads))
     else:
-        xb = np.empty(blocked_shape(N, C, H, W, h), dtype=np.float32)
+        xb = aligned_empty(blocked_shape(N, C, H, W, h))
         layout.to_blocked(x, xb, h, _threads_for(xb.size, nthreads))
-    yb = np.empty(blocked_shape(N, g.K, g.P, g.Q), dtype=np.float32)
+    yb = aligned_empty(blocked_shape(N, g.K, g.P, g.Q))
     blocked.conv(xb, h, cw, yb, 0, None, 0, act, nthreads)
     layout.from_blocked(yb, 0, y, _threads_for(yb.size, nthreads))

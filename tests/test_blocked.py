@@ -196,43 +196,44 @@ def test_pool_keeps_nan_and_small_ops():
 
 
 TILES = [(4, 7), (4, 6), (4, 1), (3, 9), (3, 2), (2, 14), (2, 5), (1, 14), (1, 1)]
+FLAT_TILES = [(4, 6), (4, 3), (3, 8), (3, 1), (2, 8), (2, 5), (1, 8), (1, 1)]     # rows joined
 
 
 @settings(max_examples=25, deadline=None)
 @given(N=st.integers(1, 2), C=st.integers(1, 60), kb=st.sampled_from([1, 2, 3, 4]), mult=st.integers(1, 3),
-       H=st.integers(1, 20), R=st.sampled_from([1, 3]), stride=st.integers(1, 2), act=st.integers(0, 4),
-       residual=st.booleans(), seed=st.integers(0, 2**16))
-def test_every_register_tile_gives_the_same_bits(N, C, kb, mult, H, R, stride, act, residual, seed):
-    """Conv.set_tile: each tile (and its chunking of the reduction) reduces every output in one
-    order, so a fixed tile gives the cost model's result exactly, and both match the reference."""
+       H=st.integers(1, 20), R=st.sampled_from([1, 3]), stride=st.integers(1, 2), dil=st.integers(1, 2),
+       act=st.integers(0, 4), residual=st.booleans(), seed=st.integers(0, 2**16))
+def test_every_register_tile_gives_the_same_bits(N, C, kb, mult, H, R, stride, dil, act, residual, seed):
+    """Conv.set_tile: each tile, row or flat (a band's rows joined end to end), and its chunking of
+    the reduction reduces every output in one order, so a fixed tile gives the cost model's result
+    exactly, and both match the reference."""
     rng = np.random.default_rng(seed)
     K = 16 * kb * mult - int(rng.integers(0, 16))          # output blocks divisible by kb, a partial last block
-    pad = R // 2
+    pad = dil * (R // 2)
     x64 = rng.standard_normal((N, C, H, H))
     x = _blocked(x64, pad)
     w = (rng.standard_normal((K, C, R, R)) / np.sqrt(C * R * R)).astype(np.float32)
     b = rng.standard_normal(K).astype(np.float32)
-    cw = B.ConvWeights(w, b, (stride, stride), (pad, pad), (1, 1))
-    P = (H + 2 * pad - R) // stride + 1
+    cw = B.ConvWeights(w, b, (stride, stride), (pad, pad), (dil, dil))
+    P = (H + 2 * pad - dil * (R - 1) - 1) // stride + 1
     res = _blocked(rng.standard_normal((N, K, P, P)), 0) if residual else None
     base = np.full(B.blocked_shape(N, K, P, P, 1), np.nan, np.float32)
     FAST.Conv(x, pad, cw, base, 1, res, 0, act)(2)
-    want = _act64(ref.conv2d(x64, w, b, stride=stride, padding=pad) + (_nchw(res, 0, K) if residual else 0), act)
+    want = _act64(ref.conv2d(x64, w, b, stride=stride, padding=pad, dilation=dil)
+                  + (_nchw(res, 0, K) if residual else 0), act)
     assert _rel(_nchw(base, 1, K), want) < 1e-5
-    for tile in TILES:
-        if B.blocks(K) % tile[0]:
-            continue
-        y = np.full_like(base, np.nan)
-        step = FAST.Conv(x, pad, cw, y, 1, res, 0, act)
-        step.set_tile(*tile)
-        step(2)
-        assert step.tile == (tile[0], min(tile[1], P)) and np.array_equal(y, base), tile
-        for cbc in (1, 2):                  # chunks of one and two input blocks: y carries the partial sums
-            y = np.full_like(base, np.nan)
-            step = FAST.Conv(x, pad, cw, y, 1, res, 0, act)
-            step.set_tile(*tile, cbc=cbc)
-            step(2)
-            assert step.chunk == min(cbc, B.blocks(C)) and np.array_equal(y, base), (tile, cbc)
+    for flat, tiles in ((False, TILES), (True, FLAT_TILES)):
+        for tile in tiles:
+            if B.blocks(K) % tile[0]:
+                continue
+            for cbc in (0, 1, 2):       # chunks of one and two input blocks: y carries the partial sums
+                y = np.full_like(base, np.nan)
+                step = FAST.Conv(x, pad, cw, y, 1, res, 0, act)
+                step.set_tile(*tile, cbc=cbc, flat=flat)
+                step(2)
+                assert step.tile == (tile[0], tile[1] if flat else min(tile[1], P)) and step.flat == flat
+                assert step.chunk == min(cbc or step.chunk, B.blocks(C))
+                assert np.array_equal(y, base), (tile, flat, cbc)
 
 
 def test_bad_tiles_are_refused():
@@ -254,6 +255,11 @@ def test_bad_tiles_are_refused():
         step.set_tile(costs="arm")
     with pytest.raises(ValueError, match="cbc must be >= 0"):
         step.set_tile(cbc=-1)
+    with pytest.raises(ValueError, match=r"np must be 1 .. 6 with kb=4 \(flat\)"):
+        FAST.Conv(xb, 0, B.ConvWeights(np.ones((64, 16, 1, 1), np.float32), None, (1, 1), (0, 0), (1, 1)),
+                  np.zeros(B.blocked_shape(1, 64, 5, 5, 0), np.float32), 0).set_tile(4, 7, flat=True)
+    with pytest.raises(ValueError, match="fixed with their kb and np"):
+        step.set_tile(flat=True)
 
 
 def test_each_vendor_constants_pick_their_measured_tile():

@@ -235,6 +235,38 @@ def test_steady_state_allocates_only_the_output():
     assert allocated < 64 * 1024, f"{allocated} bytes allocated in a steady-state call"
 
 
+def test_arena_and_packed_weights_start_on_a_cache_line(monkeypatch):
+    """Every 64-byte vector load of an activation or a packed weight stays inside one cache line:
+    the arena, each buffer in it, and every prepacked array start on a 64-byte boundary."""
+    from kernels import blocked as B
+    made, zeros = [], B.aligned_zeros
+
+    def recording(shape, dtype=np.float32):
+        made.append(zeros(shape, dtype))
+        return made[-1]
+
+    net = _zoo_net("mobilenet_v2", 32)
+    monkeypatch.setattr(B, "aligned_zeros", recording)
+    plan = net.prepare((2, 3, 32, 32), tune=False)
+    plan(_input((2, 3, 32, 32)))
+    monkeypatch.undo()
+    arenas = [m for m in made if m.size == plan.program.size]   # the arena the call ran on
+    assert len(arenas) == 1 and all(m.ctypes.data % 64 == 0 for m in made)
+    a = arenas[0]
+    assert a.ctypes.data % 64 == 0 and a.shape == (plan.program.size,)
+    for v in plan.program.view_of:
+        assert plan.program.view(a, v).ctypes.data % 64 == 0, v
+    packed = [n.attrs["packed"] for n in plan.nodes if "packed" in n.attrs]
+    arrays = [arr for p in packed for q in (p if isinstance(p, list) else [p])
+              for arr in (q.w, q.bias)]
+    assert len(arrays) > 20 and all(arr.ctypes.data % 64 == 0 for arr in arrays)
+    for shape in ((7,), (3, 5, 16), (1000, 17)):
+        e = B.aligned_empty(shape)
+        assert e.shape == shape and e.dtype == np.float32 and e.ctypes.data % 64 == 0 and e.flags.c_contiguous
+    c = B.aligned(np.arange(12.0).reshape(3, 4).T, np.float32)
+    assert c.ctypes.data % 64 == 0 and c.flags.c_contiguous and np.array_equal(c, np.arange(12.0).reshape(3, 4).T)
+
+
 def test_fallback_ops_run_on_nchw():
     """LeNet's tanh, AlexNet's LRN (the paper's variant) and a user's unusual ops go through FAST."""
     lenet = models.create("lenet5", seed=0)

@@ -24,6 +24,8 @@ import threading
 
 import numpy as np
 
+from kernels import blocked as B
+
 from ..layers import module as _module
 from .lower import lower
 from . import tune as _tune
@@ -67,7 +69,7 @@ class Plan:
 
     def _tune(self):
         """The tiles of the dense convolutions by measurement (tune.py), on an arena of its own."""
-        arena = np.zeros(self.program.size, dtype=np.float32)
+        arena = B.aligned_zeros(self.program.size)
         steps, put, _ = self.program.bind(arena)
         x = np.random.default_rng(0).standard_normal(self.shape).astype(np.float32)
 
@@ -98,7 +100,7 @@ class Plan:
         with self._lock:
             if self._free:
                 return self._free.pop()
-        arena = np.zeros(self.program.size, dtype=np.float32)
+        arena = B.aligned_zeros(self.program.size)
         return self.program.bind(arena)
 
     def __call__(self, x):

@@ -253,7 +253,7 @@ class Program:
             np.copyto(buf, np.asarray(y, dtype=np.float32).reshape(buf.shape))
 
     def dense_call(self, arena, n, image=None, tile=None):
-        """The kernel call of dense conv node n on the arena: its tile (kb, np, chunk) the given one,
+        """The kernel call of dense conv node n on the arena: its tile (kb, np, chunk, flat) the given one,
         else the tuned one (n.attrs["tile"], set by tune.py), else the cost model's."""
         vw = lambda v: self.view(arena, v, image)  # noqa: E731
         res, packed = n.attrs.get("res"), n.attrs["packed"]
@@ -265,7 +265,7 @@ class Program:
                                  r, rh, n.attrs["act"])
         tile = tile or n.attrs.get("tile")
         if tile:
-            call.set_tile(tile[0], tile[1], cbc=tile[2])
+            call.set_tile(tile[0], tile[1], cbc=tile[2], flat=tile[3])
         return call
 
     def tunable(self):
@@ -364,8 +364,8 @@ class Program:
         N, F_ = x.shape
         K = y.shape[1]
         fb, kb = B.blocks(F_), B.blocks(K)
-        xin = np.zeros((1, fb, 1, N, B.BLOCK), dtype=np.float32)
-        out = np.empty((1, kb, 1, N, B.BLOCK), dtype=np.float32)
+        xin = B.aligned_zeros((1, fb, 1, N, B.BLOCK))
+        out = B.aligned_empty((1, kb, 1, N, B.BLOCK))
         xpad = np.zeros((N, fb * B.BLOCK), dtype=np.float32)
         xin_view = xin[0, :, 0].transpose(1, 0, 2)               # (N, fb, 16), a view of xin
         out_view = out[0, :, 0].transpose(1, 0, 2)

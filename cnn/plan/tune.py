@@ -3,6 +3,9 @@ reduction chunks (blocked.h's bconv plan) timed on the layer itself, in the plan
 thread count of the call; the fastest is kept on the node (n.attrs["tile"]) and every binding of the
 plan uses it.
 
+Candidates: the model's pick, the row tiles 4 x 7 and 2 x 14 and the flat 4 x 6 (a band's rows joined,
+no spilled accumulator), each with the model's chunk and an L1-sized one.
+
 Why: the cost model's constants fit the machine they were measured on and no other. Measured on two
 Intel Xeons, the tile that wins differs (4 x 7 on an Emerald Rapids host, 2 x 14 by 6-18% on the
 following host's 1x1 layers), and chunks that keep a chunk's weights in L1 (32 KB) were 7-14% faster
@@ -23,27 +26,29 @@ import numpy as np
 
 from kernels import _threads
 
-TILES = ((4, 7), (2, 14))          # tried beside the model's: the model's usual picks on Intel and AMD
+# tried beside the model's: the model's usual row tiles on Intel and AMD, and the flat 4 x 6 (rows
+# joined, no spill)
+TILES = ((4, 7, False), (2, 14, False), (4, 6, True))
 L1_CHUNK = 32 * 1024               # weights per chunk that stay in a 48 KB L1 beside a tile's input
 ROUNDS, MAX_ROUNDS, BUDGET_S = 3, 9, 0.02
 TIE = 0.97                         # a candidate replaces the model's tile only when this much faster
 
 
 def candidates(program, arena, n, image):
-    """{(kb, np, chunk): call} of node n, distinct as planned (np is capped at the row, chunks at the
-    input blocks), the model's own first."""
-    model = program.dense_call(arena, n, image, tile=(0, 0, 0))
+    """{(kb, np, chunk, flat): call} of node n, distinct as planned (np is capped at the row, chunks
+    at the input blocks), the model's own first."""
+    model = program.dense_call(arena, n, image, tile=(0, 0, 0, False))
     _threads.run(model)
-    out = {(*model.tile, model.chunk): model}
+    out = {(*model.tile, model.chunk, model.flat): model}
     block = model.block_bytes // model.tile[0]            # per input block and output block
-    for kb, np_ in ((model.tile[0], model.tile[1]),) + TILES:
+    for kb, np_, flat in ((*model.tile, model.flat),) + TILES:
         for chunk in (0, max(1, L1_CHUNK // (block * kb))):
             try:
-                call = program.dense_call(arena, n, image, tile=(kb, np_, chunk))
+                call = program.dense_call(arena, n, image, tile=(kb, np_, chunk, flat))
                 _threads.run(call)
             except ValueError:                            # kb does not divide the output blocks
                 break
-            out.setdefault((*call.tile, call.chunk), call)
+            out.setdefault((*call.tile, call.chunk, call.flat), call)
     return out
 
 

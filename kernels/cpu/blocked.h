@@ -15,7 +15,10 @@
    (KB x cbc x R x S x 16 x 16) stay in L2 while the chunk sweeps every row of the work item; between
    chunks the partial sums go through y (one load and store per 16 x cbc x R x S FMAs). The same code
    reads a zero-padded NCHW input (the stem: few channels, as the network's input arrives): the
-   "channel" step is then a plane and the pixel step 1. A work item is (image, KB-block group, band
+   "channel" step is then a plane and the pixel step 1. A flat tile (bconv_ftile) takes its pixels in
+   the flattened order of the work item's rows instead, each with an input pointer of its own, so a
+   plane whose width is no multiple of the tile (10x10, 15x15) keeps every tile full; 4 x 6 needs no
+   spilled accumulator. A work item is (image, KB-block group, band
    of rows); every output element is reduced in one fixed order (chunks, then c, r, s), whatever the
    thread count.
 
@@ -186,7 +189,9 @@ typedef struct {
     ptrdiff_t nband;
     ptrdiff_t items;
     int ginner;        /* item = (n, band, group) with the group fastest, else (n, group, band) */
+    int flat;          /* tiles over the band's pixels in flattened order (rows joined), else row by row */
     int want_kb, want_np;   /* a tile the caller fixes (0: the cost model's choice); valid ones only */
+    int want_flat;          /* with want_kb: 1 flat tiles, 0 row tiles */
     ptrdiff_t want_cbc;     /* input blocks per chunk the caller fixes (0: BCHUNK_BYTES of weights) */
     btcost cost;
 } bconv;
@@ -197,6 +202,10 @@ static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / 
    the 32 vector registers (4 x 7 spills one accumulator, measured to cost less than the 4 x 6 + 4 x 1
    split of a row of 7 or 14). */
 static inline int b_npmax(int kb) { return kb == 4 ? 7 : (kb == 3 ? 9 : BNP_MAX); }
+/* Most pixels of a flat tile (each pixel's input has a pointer of its own, so fewer pixels; none
+   spills: 4 x 6 is 24 accumulators, 4 weights and a broadcast). */
+#define BFNP_MAX 8
+static inline int b_fnpmax(int kb) { return kb == 4 ? 6 : BFNP_MAX; }
 
 /* Cost of a tile per input channel, in quarter FMA slots: its FMAs; the weight loads and the loop
    (2 slots); one broadcast per pixel (a tile with fewer output blocks re-reads each input value once
@@ -248,11 +257,9 @@ static void bconv_plan(bconv *g, int nthreads)
     ptrdiff_t best = -1;
     const ptrdiff_t rowin = g->Cb * g->sh * (g->Q * g->sw + g->S - 1) * g->CI * (ptrdiff_t)sizeof(float);
     const ptrdiff_t wbytes = g->Kb * g->Cb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
-    const ptrdiff_t want_np = g->want_np < g->Q ? g->want_np : g->Q;    /* 0: the model's */
     for (int kb = BKB_MAX; kb >= 1; kb--) {
         if (g->Kb % kb || (g->want_kb && kb != g->want_kb)) continue;
         const ptrdiff_t ngrp = g->Kb / kb;
-        const ptrdiff_t nt0 = b_cdiv(g->Q, want_np ? want_np : b_npmax(kb));
         const int ginner = ngrp >= 3 && g->Cb <= 8 && g->ps == BL && rowin * g->P > B_L2_SHARE &&
                            wbytes <= B_L2_SHARE;
         ptrdiff_t nbmin = ginner ? b_cdiv(rowin * g->P, B_L2_SHARE / 3) : 1;
@@ -261,18 +268,30 @@ static void bconv_plan(bconv *g, int nthreads)
         ptrdiff_t nbmax = g->N * ngrp >= 8 * (ptrdiff_t)nthreads ? 1 : b_cdiv(8 * (ptrdiff_t)nthreads, g->N * ngrp);
         if (nbmax > g->P) nbmax = g->P;
         if (nbmax < nbmin) nbmax = nbmin;
-        for (ptrdiff_t ntile = nt0; ntile <= (want_np ? nt0 : nt0 + 2) && ntile <= g->Q; ntile++) {
-            const int np = (int)(want_np ? want_np : b_cdiv(g->Q, ntile));
-            const ptrdiff_t row = b_cdiv(g->Q, np) * b_tile_cost(&g->cost, kb, np);
-            for (ptrdiff_t nb = nbmin; nb <= nbmax; nb++) {
-                const ptrdiff_t band = b_cdiv(g->P, nb), nband = b_cdiv(g->P, band);
-                const ptrdiff_t items = g->N * ngrp * nband;
-                const ptrdiff_t cost = b_busiest_rows(items, nband, band, g->P, ginner ? ngrp : 1, nthreads) * row
-                                       + b_cdiv(items, nthreads) * 32;
-                if (best < 0 || cost < best) {
-                    best = cost;
-                    g->kb = kb, g->np = np, g->ngrp = ngrp, g->band = band, g->nband = nband, g->items = items;
-                    g->ginner = ginner;
+        for (int flat = 0; flat <= (g->ps == BL); flat++) {
+            if (g->want_kb && flat != g->want_flat) continue;
+            /* row tiles: np from a row's fewest tiles up; flat ones: the widest tile or one narrower */
+            const ptrdiff_t span = flat ? (ptrdiff_t)b_fnpmax(kb) : g->Q;
+            const ptrdiff_t wnp = g->want_np < span ? g->want_np : span;         /* 0: the model's */
+            const ptrdiff_t n0 = flat ? (wnp ? wnp : span) : b_cdiv(g->Q, wnp ? wnp : b_npmax(kb));
+            for (ptrdiff_t v = 0; v <= (wnp ? 0 : (flat ? 1 : 2)); v++) {
+                const int np = (int)(flat ? n0 - v : (wnp ? wnp : b_cdiv(g->Q, n0 + v)));
+                if (np < 1 || (!flat && n0 + v > g->Q)) break;
+                for (ptrdiff_t nb = nbmin; nb <= nbmax; nb++) {
+                    const ptrdiff_t band = b_cdiv(g->P, nb), nband = b_cdiv(g->P, band);
+                    const ptrdiff_t items = g->N * ngrp * nband;
+                    const ptrdiff_t rows = b_busiest_rows(items, nband, band, g->P, ginner ? ngrp : 1, nthreads);
+                    const ptrdiff_t px = rows * g->Q;
+                    /* a flat tile's pixels are computed one by one: half a slot per tile */
+                    const ptrdiff_t work = flat ? px / np * (b_tile_cost(&g->cost, kb, np) + 2) +
+                                                  (px % np ? b_tile_cost(&g->cost, kb, (int)(px % np)) + 2 : 0)
+                                                : rows * b_cdiv(g->Q, np) * b_tile_cost(&g->cost, kb, np);
+                    const ptrdiff_t cost = work + b_cdiv(items, nthreads) * 32;
+                    if (best < 0 || cost < best) {
+                        best = cost;
+                        g->kb = kb, g->np = np, g->ngrp = ngrp, g->band = band, g->nband = nband, g->items = items;
+                        g->ginner = ginner, g->flat = flat;
+                    }
                 }
             }
         }
@@ -389,6 +408,113 @@ static void bconv_tile_gen(const bconv *g, int kb, int np, const float *xp, cons
                            ptrdiff_t q0, ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const bepi *e)
 { bconv_tile_mode(g, 0, kb, np, xp, wp, p, q0, cb0, ncb, yp, e); }
 
+/* A flat tile: KB blocks x NP pixels taken in the flattened order of a band's rows, so that a row's
+   last pixels and the next row's first share a tile: planes such as 7x7 and 14x14 keep every tile
+   full with a tile that needs no spill (4 x 6). Each pixel has its own input offset xo[j] (its tap
+   (0, 0) from the image's x), output offset yo[j] (from the group's first block) and residual offset
+   ro[j]; the reduction is the row tile's (chunks, then c, r, s, in order), so the bits are the same.
+   Blocked input only; the stride is in the offsets. */
+B_INLINE void bconv_ftile(const bconv *g, const int KB, const int NP, const float *restrict xp,
+                          const float *restrict wp, const ptrdiff_t *xo, ptrdiff_t cb0, ptrdiff_t ncb,
+                          float *restrict yp, const ptrdiff_t *yo, const ptrdiff_t *ro, const bepi *e)
+{
+    const ptrdiff_t R = g->R, S = g->S;
+    const ptrdiff_t wkb = g->Cb * R * S * BL * BL;          /* between output blocks */
+    const ptrdiff_t sstep = g->dw * BL, rstep = g->dh * g->xr, cstep = g->xc;
+    bv acc[BKB_MAX][BFNP_MAX];
+    for (int k = 0; k < KB; k++)
+        for (int j = 0; j < NP; j++)
+            acc[k][j] = e->first ? BLD(e->bias + k * BL) : BLD(yp + yo[j] + k * g->yc);
+    const float *xj[BFNP_MAX];
+    for (int j = 0; j < NP; j++) xj[j] = xp + xo[j] + cb0 * cstep;
+    for (ptrdiff_t cb = cb0; cb < cb0 + ncb; cb++) {
+        for (ptrdiff_t r = 0; r < R; r++) {
+            for (ptrdiff_t s = 0; s < S; s++) {
+                const ptrdiff_t t = r * rstep + s * sstep;
+                const float *wt = wp + ((cb * R + r) * S + s) * BL * BL;
+                if (cb + 1 < cb0 + ncb)
+                    for (int j = 0; j < NP; j++) __builtin_prefetch(xj[j] + t + cstep);
+                for (ptrdiff_t ci = 0; ci < BL; ci++) {
+                    bv wv[BKB_MAX];
+                    for (int k = 0; k < KB; k++) wv[k] = BLD(wt + k * wkb + ci * BL);
+                    for (int j = 0; j < NP; j++) {
+                        const float xs = xj[j][t + ci];
+                        for (int k = 0; k < KB; k++) acc[k][j] += wv[k] * xs;
+                    }
+                }
+            }
+        }
+        for (int j = 0; j < NP; j++) xj[j] += cstep;
+    }
+    if (e->last && e->res)
+        for (int k = 0; k < KB; k++)
+            for (int j = 0; j < NP; j++) acc[k][j] += BLD(e->res + ro[j] + k * e->rc);
+    if (e->last && (e->act == 1 || e->act == 2)) {
+        const bv zero = {0}, six = zero + 6.0f;
+        for (int k = 0; k < KB; k++)
+            for (int j = 0; j < NP; j++) {
+                acc[k][j] = b_sel(acc[k][j] < zero, zero, acc[k][j]);
+                if (e->act == 2) acc[k][j] = b_sel(acc[k][j] > six, six, acc[k][j]);
+            }
+    }
+    for (int k = 0; k < KB; k++)
+        for (int j = 0; j < NP; j++)
+            BST(yp + yo[j] + k * g->yc, acc[k][j]);
+}
+
+#define BFTILE_CALL(KBC, NPC) bconv_ftile(g, KBC, NPC, xp, wp, xo, cb0, ncb, yp, yo, ro, e)
+#define BFTILE_NP_CASES_1_5(KBC)                                                     \
+    case 1: BFTILE_CALL(KBC, 1); break; case 2: BFTILE_CALL(KBC, 2); break;          \
+    case 3: BFTILE_CALL(KBC, 3); break; case 4: BFTILE_CALL(KBC, 4); break;          \
+    case 5: BFTILE_CALL(KBC, 5); break;
+#define BFTILE_NP_CASES_6_8(KBC)                                                     \
+    case 6: BFTILE_CALL(KBC, 6); break; case 7: BFTILE_CALL(KBC, 7); break;          \
+    default: BFTILE_CALL(KBC, 8); break;
+
+/* The flat tile instance for (kb, np), each a compile-time shape. */
+static void bconv_ftile_any(const bconv *g, int kb, int np, const float *xp, const float *wp, const ptrdiff_t *xo,
+                            ptrdiff_t cb0, ptrdiff_t ncb, float *yp, const ptrdiff_t *yo, const ptrdiff_t *ro,
+                            const bepi *e)
+{
+    switch (kb) {
+    case 1: switch (np) { BFTILE_NP_CASES_1_5(1) BFTILE_NP_CASES_6_8(1) } break;
+    case 2: switch (np) { BFTILE_NP_CASES_1_5(2) BFTILE_NP_CASES_6_8(2) } break;
+    case 3: switch (np) { BFTILE_NP_CASES_1_5(3) BFTILE_NP_CASES_6_8(3) } break;
+    default: switch (np) { BFTILE_NP_CASES_1_5(4) default: BFTILE_CALL(4, 6); break; }
+    }
+}
+#undef BFTILE_NP_CASES_1_5
+#undef BFTILE_NP_CASES_6_8
+#undef BFTILE_CALL
+
+/* Flat tiles over rows [p0, p1) of image n, group kb0: each chunk sweeps the band's pixels NP at a time. */
+static void bconv_item_flat(const bconv *g, const float *xp, const float *wp, const float *bias, const float *res,
+                            float *y, ptrdiff_t n, ptrdiff_t kb0, ptrdiff_t p0, ptrdiff_t p1)
+{
+    float *yg = y + n * g->yn + kb0 * g->yc;
+    const float *rg = res ? res + n * g->rn + kb0 * g->rc : NULL;
+    const ptrdiff_t f1 = p1 * g->Q;
+    ptrdiff_t xo[BFNP_MAX], yo[BFNP_MAX], ro[BFNP_MAX];
+    for (ptrdiff_t cb0 = 0; cb0 < g->Cb; cb0 += g->cbc) {
+        const ptrdiff_t ncb = cb0 + g->cbc < g->Cb ? g->cbc : g->Cb - cb0;
+        const int last = cb0 + ncb == g->Cb;
+        for (ptrdiff_t f0 = p0 * g->Q; f0 < f1; f0 += g->np) {
+            const int np = (int)(f1 - f0 < g->np ? f1 - f0 : g->np);
+            ptrdiff_t p = f0 / g->Q, q = f0 % g->Q;
+            for (int j = 0; j < np; j++) {
+                xo[j] = g->x0 + p * g->sh * g->xr + q * g->sw * BL;
+                yo[j] = p * g->yr + q * BL;
+                ro[j] = p * g->rr + q * BL;
+                if (++q == g->Q) q = 0, p++;
+            }
+            const bepi e = {bias + kb0 * BL, rg, g->rc, g->act, cb0 == 0, last};
+            bconv_ftile_any(g, g->kb, np, xp, wp, xo, cb0, ncb, yg, yo, ro, &e);
+            if (last && g->act >= 3)   /* SiLU / sigmoid of the final tile while it is in L1 */
+                for (int j = 0; j < np; j++) b_epi(yg + yo[j], g->yc, g->kb, 1, NULL, NULL, 0, g->act);
+        }
+    }
+}
+
 /* The stem: an NCHW input of 3 channels at stride 2 (every zoo network's first layer), its channel
    loop unrolled, for the tiles the plan picks on the zoo's 224 and 112 pixel rows; others as MODE 0. */
 static void bconv_tile_stem(const bconv *g, int kb, int np, const float *xp, const float *wp, ptrdiff_t p,
@@ -412,6 +538,12 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
     const ptrdiff_t kb0 = grp * g->kb;
     const float *xp = x + n * g->xn;
     const float *wp = w + kb0 * g->Cb * g->R * g->S * g->CI * BL;
+    if (g->flat) {
+        bconv_item_flat(g, xp, wp, bias, res, y, n, kb0, p0, p1);
+        for (int k = 0; k < g->kb; k++)
+            b_frame_rows(y + n * g->yn + (kb0 + k) * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
+        return;
+    }
     void (*tile)(const bconv *, int, int, const float *, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                  ptrdiff_t, float *, const bepi *) = bconv_tile_gen;
     if (g->ps == BL && g->CI == BL && g->cs == 1 && g->sw == 1) tile = bconv_tile_s1;

@@ -27,10 +27,12 @@ cdef extern from "blocked.h" nogil:
         int act
         int kb, np
         Py_ssize_t ngrp, cbc, band, nband, items
-        int want_kb, want_np
+        int flat
+        int want_kb, want_np, want_flat
         Py_ssize_t want_cbc
         btcost cost
     int b_npmax(int kb)
+    int b_fnpmax(int kb)
     void bconv_plan(bconv *g, int nthreads)
     void bconv_item(const bconv *g, const float *x, const float *w, const float *bias, const float *res,
                     float *y, Py_ssize_t item)
@@ -203,7 +205,7 @@ cdef class Conv(_Step):
         g.act = act
         g.yh = y_halo
         g.items = 0
-        g.want_kb = g.want_np = 0
+        g.want_kb = g.want_np = g.want_flat = 0
         g.want_cbc = 0
         g.cost = _costs(None)
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
@@ -211,29 +213,40 @@ cdef class Conv(_Step):
         self.planned = 0
         self.keep = (x, cw, y, res)
 
-    def set_tile(self, int kb=0, int np=0, costs=None, Py_ssize_t cbc=0):
-        """Fix the register tile, kb output blocks x np pixels, instead of the cost model's choice
-        (0, 0 restores it), or let the model choose with another machine's constants (`costs`, a key
-        of TILE_COSTS; None: this CPU's). Results are the same bits for every tile: each output's
-        reduction order does not depend on it. For measuring the model (benchmarks.tiles)."""
+    def set_tile(self, int kb=0, int np=0, costs=None, Py_ssize_t cbc=0, bint flat=False):
+        """Fix the register tile, kb output blocks x np pixels of a row (or, `flat`, of the rows
+        joined end to end), instead of the cost model's choice (0, 0 restores it), or let the model
+        choose with another machine's constants (`costs`, a key of TILE_COSTS; None: this CPU's).
+        Results are the same bits for every tile: each output's reduction order does not depend on
+        it. For measuring the model (benchmarks.tiles) and the plan's tuning."""
         if (kb == 0) != (np == 0):
             raise ValueError(f"kb and np are fixed together (both 0: the model's tile), got kb={kb}, np={np}")
+        if flat and not kb:
+            raise ValueError("flat tiles are fixed with their kb and np")
         if kb:
             if not 1 <= kb <= 4 or self.g.Kb % kb:
                 raise ValueError(f"kb must be 1 .. 4 and divide the {self.g.Kb} output blocks, got {kb}")
-            if not 1 <= np <= b_npmax(kb):
-                raise ValueError(f"np must be 1 .. {b_npmax(kb)} with kb={kb} (the 32 vector registers), "
-                                 f"got {np}")
+            npmax = b_fnpmax(kb) if flat else b_npmax(kb)
+            if not 1 <= np <= npmax:
+                raise ValueError(f"np must be 1 .. {npmax} with kb={kb}{' (flat)' if flat else ''} (the "
+                                 f"vector and pointer registers), got {np}")
+            if flat and self.g.ps != BL:
+                raise ValueError("flat tiles read a blocked input; this convolution reads NCHW")
         if cbc < 0:
             raise ValueError(f"cbc must be >= 0 (0: the model's chunks), got {cbc}")
         self.g.cost = _costs(costs)
-        self.g.want_kb, self.g.want_np, self.g.want_cbc = kb, np, cbc
+        self.g.want_kb, self.g.want_np, self.g.want_cbc, self.g.want_flat = kb, np, cbc, flat
         self.planned = 0
 
     @property
     def tile(self):
         """(kb, np) of the partition planned for the last call; None before the first."""
         return (self.g.kb, self.g.np) if self.planned else None
+
+    @property
+    def flat(self):
+        """Whether the partition planned for the last call tiles the rows joined (None before)."""
+        return bool(self.g.flat) if self.planned else None
 
     @property
     def chunk(self):

@@ -10,7 +10,9 @@ conv2d_simple has the same signature and always runs the simple path: the obviou
 version that the fast paths are tested against (and the kernel of the AVX2 and generic builds).
 """
 from cython.parallel cimport prange, threadid
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
+
+from kernels.cpu.amem cimport amalloc
 
 cdef extern from "direct.h" nogil:
     ctypedef struct direct_plan:
@@ -87,7 +89,7 @@ def _run(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, bias, real[:, :
     # repacked weights, and one row buffer per thread for the kvec path (the slot of a thread is its
     # OpenMP thread id, below nthreads)
     nscratch = p.scratch + 1
-    wp = <real *> malloc((p.packed + nthreads * nscratch) * sizeof(real))
+    wp = <real *> amalloc((p.packed + nthreads * nscratch) * sizeof(real))
     if wp == NULL:
         raise MemoryError("direct: no memory for the repacked weights and row buffers")
     try:

@@ -23,7 +23,9 @@ from kernels.cpu.checks import check_kernel_args
 
 cimport cython
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
+
+from kernels.cpu.amem cimport amalloc
 
 from kernels.cpu.gemm cimport GEMM_NR_D, GEMM_NR_S, gemm_block_r, gemm_copy_run_r, gemm_make_plan, gemm_plan, real
 
@@ -102,7 +104,7 @@ cdef int _run_tiles(const real *x, const real *w, const real *bias, real *y, con
                     const gemm_plan *pl, Py_ssize_t nr, int nthreads) except -1:
     """Jobs (image, group, column block), each packing its own B blocks into a per-thread workspace."""
     cdef Py_ssize_t wsize = pl.kc * pl.nc
-    cdef real *ws = <real *> malloc(nthreads * wsize * sizeof(real))
+    cdef real *ws = <real *> amalloc(nthreads * wsize * sizeof(real))
     if ws == NULL:
         raise MemoryError(f"im2col: cannot allocate a {nthreads} x {wsize} workspace")
     cdef Py_ssize_t njobs = g.N * g.G * pl.njc
@@ -140,7 +142,7 @@ cdef int _run_images(const real *x, const real *w, const real *bias, real *y, co
     row block, column block) in parallel, all reading the one packed copy."""
     cdef Py_ssize_t npad = (g.npix + nr - 1) // nr * nr      # columns of B rounded up to whole panels
     cdef Py_ssize_t gsize = g.kdim * npad
-    cdef real *ws = <real *> malloc(g.G * gsize * sizeof(real))
+    cdef real *ws = <real *> amalloc(g.G * gsize * sizeof(real))
     if ws == NULL:
         raise MemoryError(f"im2col: cannot allocate a {g.G} x {gsize} workspace")
     cdef Py_ssize_t npieces = g.G * pl.nkb, njobs = g.G * pl.nic * pl.njc

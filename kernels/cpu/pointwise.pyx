@@ -18,7 +18,9 @@ from kernels.cpu.checks import check_kernel_args
 
 cimport cython
 from cython.parallel cimport parallel, prange, threadid
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
+
+from kernels.cpu.amem cimport amalloc
 
 from kernels.cpu.gemm cimport GEMM_NR_D, GEMM_NR_S, gemm_block_r, gemm_make_plan, gemm_plan, real
 
@@ -78,7 +80,7 @@ cdef int _conv(const real[:, :, :, ::1] x, const real[:, :, :, ::1] w, const rea
     cdef Py_ssize_t wsize = pl.kc * pl.nc if packed else 0
     cdef real *ws = NULL
     if packed:
-        ws = <real *> malloc(nthreads * wsize * sizeof(real))
+        ws = <real *> amalloc(nthreads * wsize * sizeof(real))
         if ws == NULL:
             raise MemoryError(f"pointwise: cannot allocate a {nthreads} x {wsize} workspace")
     cdef Py_ssize_t HW = g.H * g.W

@@ -1,9 +1,9 @@
 """python -m benchmarks.tuning NETWORK [--batch 1] [--threads 2] [--rounds 5] [--layers]
 
 The plan's measured tiles (cnn/plan/tune.py) against the cost model's alone, on one network: the
-prepare time of each, that both give the same bits, each tuned layer's candidates (kb, np, chunk)
-with their best times (--layers), and the whole forward pass of both plans interleaved round by
-round in one process (median of 10 calls per round), with model / tuned per round.
+prepare time of each, that both give the same bits, each tuned layer's candidates (kb x np, an 'f'
+for a flat tile, / chunk) with their best times (--layers), and the whole forward pass of both plans
+interleaved round by round in one process (median of 10 calls per round), with model / tuned per round.
 """
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ import kernels
 from cnn import models
 
 from .suite_networks import input_shape
+
+
+def _tile(key):
+    kb, np_, chunk, flat = key
+    return f"{kb}x{np_}{'f' if flat else ''}/{chunk}"
 
 
 def run(name, batch, threads, rounds, layers):
@@ -34,8 +39,7 @@ def run(name, batch, threads, rounds, layers):
     print(f"{len(tuned.tuning)} layers tuned, {changed} off the model's pick; outputs bit-identical")
     if layers:
         for n, chosen, times in tuned.tuning:
-            cells = " ".join(f"{'*' if k == chosen else ''}{k[0]}x{k[1]}{'f' if k[3] else ''}/{k[2]}:{v * 1e6:.0f}us"
-                             for k, v in times.items())
+            cells = " ".join(f"{'*' if k == chosen else ''}{_tile(k)}:{v * 1e6:.0f}us" for k, v in times.items())
             print(f"  {n.out:>4} {cells or 'one candidate'}")
     for r in range(rounds):
         ms = {}

@@ -313,6 +313,14 @@ typedef struct {
     int act, first, last;
 } bepi;
 
+/* One accumulator's store at a tile's end; ro is its residual's offset from e->res. */
+B_INLINE void b_tile_store(bv v, float *y, ptrdiff_t ro, const bepi *e)
+{
+    if (e->last && e->res) v += BLD(e->res + ro);
+    if (e->last && (e->act == 1 || e->act == 2)) v = b_vact(v, e->act);
+    BST(y, v);
+}
+
 /* One tile: KB blocks x NP pixels at output row p, columns q0 .. q0+NP-1, input blocks
    [cb0, cb0 + ncb). xp points at x's image n; wp at the weights of the group's first block. */
 /* MODE 1: blocked input at stride 1, 2: at stride 2 (the channel, pixel and broadcast steps are then
@@ -353,20 +361,9 @@ B_INLINE void bconv_tile(const bconv *g, const int KB, const int NP, const int M
             }
         }
     }
-    if (e->last && e->res)
-        for (int k = 0; k < KB; k++)
-            for (int j = 0; j < NP; j++) acc[k][j] += BLD(e->res + k * e->rc + j * BL);
-    if (e->last && (e->act == 1 || e->act == 2)) {
-        const bv zero = {0}, six = zero + 6.0f;
-        for (int k = 0; k < KB; k++)
-            for (int j = 0; j < NP; j++) {
-                acc[k][j] = b_sel(acc[k][j] < zero, zero, acc[k][j]);
-                if (e->act == 2) acc[k][j] = b_sel(acc[k][j] > six, six, acc[k][j]);
-            }
-    }
     for (int k = 0; k < KB; k++)
         for (int j = 0; j < NP; j++)
-            BST(yp + k * g->yc + j * BL, acc[k][j]);
+            b_tile_store(acc[k][j], yp + k * g->yc + j * BL, k * e->rc + j * BL, e);
 }
 
 #define BCONV_CALL(KBC, NPC) bconv_tile(g, KBC, NPC, MODE, xp, wp, p, q0, cb0, ncb, yp, e)
@@ -446,20 +443,9 @@ B_INLINE void bconv_ftile(const bconv *g, const int KB, const int NP, const floa
         }
         for (int j = 0; j < NP; j++) xj[j] += cstep;
     }
-    if (e->last && e->res)
-        for (int k = 0; k < KB; k++)
-            for (int j = 0; j < NP; j++) acc[k][j] += BLD(e->res + ro[j] + k * e->rc);
-    if (e->last && (e->act == 1 || e->act == 2)) {
-        const bv zero = {0}, six = zero + 6.0f;
-        for (int k = 0; k < KB; k++)
-            for (int j = 0; j < NP; j++) {
-                acc[k][j] = b_sel(acc[k][j] < zero, zero, acc[k][j]);
-                if (e->act == 2) acc[k][j] = b_sel(acc[k][j] > six, six, acc[k][j]);
-            }
-    }
     for (int k = 0; k < KB; k++)
         for (int j = 0; j < NP; j++)
-            BST(yp + yo[j] + k * g->yc, acc[k][j]);
+            b_tile_store(acc[k][j], yp + yo[j] + k * g->yc, ro[j] + k * e->rc, e);
 }
 
 #define BFTILE_CALL(KBC, NPC) bconv_ftile(g, KBC, NPC, xp, wp, xo, cb0, ncb, yp, yo, ro, e)

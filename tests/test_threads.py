@@ -98,12 +98,15 @@ FORK_SCRIPT = """
     w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
     dw = rng.standard_normal((16, 1, 3, 3)).astype(np.float32)
     pw = rng.standard_normal((8, 16, 1, 1)).astype(np.float32)
+    from cnn import models
+    net = models.create("mobilenet_v2", seed=0)    # runs as an inference plan: every step in one call
+    xn = rng.standard_normal((1, 3, 64, 64)).astype(np.float32)
 
     def work():
         out = [kernels.conv2d(x, w, padding=1, algorithm=a) for a in ("direct", "im2col")]
         out += [kernels.conv2d(x, dw, padding=1, groups=16), kernels.conv2d(x, pw),
                 kernels.max_pool2d(x, 3, 2, 1), kernels.avg_pool2d(x, 2), kernels.global_avg_pool2d(x),
-                kernels.local_response_norm(x, 5)]
+                kernels.local_response_norm(x, 5), net(xn)]
         return out
 
     ref = work()                      # the parent's OpenMP pool now exists

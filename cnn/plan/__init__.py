@@ -24,10 +24,12 @@ import threading
 
 import numpy as np
 
+from kernels import _threads
 from kernels import blocked as B
 
 from ..layers import module as _module
 from .lower import lower
+from . import program as _program
 from . import tune as _tune
 from .program import Program
 from .trace import trace
@@ -75,8 +77,7 @@ class Plan:
 
         def warm():
             put(x)
-            for step in steps:
-                step()
+            _threads.run(_program.run, steps)
         return _tune.tune(self.program, arena, warm)
 
     @property
@@ -111,8 +112,7 @@ class Plan:
         steps, put, get = bound
         try:
             put(x)
-            for step in steps:
-                step()
+            _threads.run(_program.run, steps)
             return get()
         finally:
             with self._lock:
@@ -124,25 +124,25 @@ class Plan:
         input and output conversions labelled "input" and "output" (a benchmark's breakdown)."""
         import time
 
-        from .program import Segment
+        def one_pass(nthreads):
+            t0 = time.perf_counter()
+            put(x)
+            sec = [time.perf_counter() - t0]
+            for step in steps:
+                t0 = time.perf_counter()
+                if isinstance(step, _program.Segment):
+                    sec += step.timed(nthreads)
+                else:
+                    step(nthreads)
+                    sec.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            get()
+            sec.append(time.perf_counter() - t0)
+            return sec
+
         steps, put, get = self._acquire()
         try:
-            runs = []
-            for _ in range(passes):
-                t0 = time.perf_counter()
-                put(x)
-                sec = [time.perf_counter() - t0]
-                for step in steps:
-                    t0 = time.perf_counter()
-                    if isinstance(step, Segment):
-                        sec += step.timed()
-                    else:
-                        step()
-                        sec.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                get()
-                sec.append(time.perf_counter() - t0)
-                runs.append(sec)
+            runs = [_threads.run(one_pass) for _ in range(passes)]
         finally:
             with self._lock:
                 self._free.append((steps, put, get))

@@ -145,6 +145,52 @@ def test_depthwise(N, C, H, W, R, stride, act, residual, seed):
     assert _rel(_nchw(yb, 2, C), want) < 1e-5
 
 
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 40), H=st.integers(1, 17), W=st.integers(1, 17),
+       R=st.sampled_from([3, 5]), stride=st.integers(1, 2), act=st.integers(0, 4), y_halo=st.integers(0, 1),
+       seed=st.integers(0, 2**16))
+def test_depthwise_row_sums_give_the_global_mean(N, C, H, W, R, stride, act, y_halo, seed):
+    """A Depthwise step with `rowsum` (the plan's squeeze-and-excitation pool) leaves each output row's
+    sums; mean_rows of them is the output's global mean, whatever the thread count."""
+    pad = R // 2
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    w = rng.standard_normal((C, 1, R, R))
+    b = rng.standard_normal(C)
+    want = _act64(ref.conv2d(x, w, b, stride=stride, padding=pad, groups=C), act)
+    P, Q = want.shape[2:]
+    dw = B.DepthwiseWeights(w.astype(np.float32), b.astype(np.float32), (stride, stride), (pad, pad), (1, 1))
+    xb = _blocked(x, pad)
+    got = []
+    for threads in (1, 2, 3):
+        yb = np.full(B.blocked_shape(N, C, P, Q, y_halo), np.nan, np.float32)
+        rs = np.full((N, B.blocks(C), P, B.BLOCK), np.nan)
+        FAST.Depthwise(xb, pad, dw, yb, y_halo, None, 0, act, rs)(threads)
+        mean = np.empty((N, B.blocks(C) * B.BLOCK), np.float32)
+        FAST.mean_rows(rs, P * Q, mean, threads)
+        unfused = np.empty_like(mean)
+        FAST.global_avg_pool(yb, y_halo, unfused, threads)
+        assert _rel(_nchw(yb, y_halo, C), want) < 1e-5
+        assert _rel(mean[:, :C], want.mean(axis=(2, 3))) < 1e-5
+        np.testing.assert_allclose(mean, unfused, rtol=1e-6, atol=1e-6)
+        got.append(mean)
+    assert all(np.array_equal(g, got[0]) for g in got)
+
+
+def test_bad_row_sums_are_refused():
+    xb = np.zeros(B.blocked_shape(1, 20, 5, 5, 1), np.float32)
+    dw = B.DepthwiseWeights(np.ones((20, 1, 3, 3), np.float32), None, (1, 1), (1, 1), (1, 1))
+    yb = np.zeros(B.blocked_shape(1, 20, 5, 5, 0), np.float32)
+    for bad in (np.zeros((1, 2, 5, 16), np.float32), np.zeros((1, 2, 4, 16)), np.zeros((1, 2, 16, 5)).T,
+                [[0.0]]):
+        with pytest.raises(ValueError, match="rowsum"):
+            FAST.Depthwise(xb, 1, dw, yb, 0, None, 0, 0, bad)
+    with pytest.raises(ValueError, match="out must be"):
+        FAST.mean_rows(np.zeros((1, 2, 5, 16)), 25, np.zeros((1, 16), np.float32))
+    with pytest.raises(ValueError, match="pixels"):
+        FAST.mean_rows(np.zeros((1, 2, 5, 16)), 0, np.zeros((1, 32), np.float32))
+
+
 @settings(max_examples=50, deadline=None)
 @given(N=st.integers(1, 2), C=st.integers(1, 35), H=st.integers(2, 13), W=st.integers(2, 13), k=st.integers(1, 3),
        stride=st.integers(1, 3), pad=st.integers(0, 1), ceil=st.booleans(), is_max=st.booleans(),

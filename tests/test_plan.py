@@ -77,6 +77,24 @@ def test_plan_is_bit_identical_for_1_2_5_threads(name, size):
     assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
+@pytest.mark.parametrize("batch, size", [(1, 64), (2, 128)])
+def test_squeeze_excitation_pool_reads_the_depthwise_row_sums(batch, size, monkeypatch):
+    """Each squeeze-and-excitation block's global pool reads the row sums its depthwise step leaves
+    (Program.row_sums), inside the image-by-image segments too (batch 2 at 128x128 has SE blocks in
+    them); the result is the reference's and matches the plan that pools the whole output again."""
+    from cnn.plan import program
+    net = _zoo_net("efficientnet_b0", size)
+    x = _input((batch, 3, size, size))
+    plan, y = _check(net, x)
+    assert len(plan.program.row_sums) == 16
+    in_segments = [t for a, b in plan.program.segments for t in range(a, b) if plan.nodes[t].op == "gap"]
+    assert bool(in_segments) == (batch > 1)
+    monkeypatch.setattr(program.Program, "_row_sums", lambda self: {})
+    unfused = cnn.compile(_zoo_net("efficientnet_b0", size), x.shape)
+    assert not unfused.program.row_sums
+    np.testing.assert_allclose(unfused(x), y, rtol=1e-5, atol=1e-6)
+
+
 def test_winograd_layers_follow_the_rule_and_match():
     """3x3 stride-1 layers run by Winograd where the rule says (F(4, 3) on 64 channels, F(2, 3) on 256 at
     14x14, direct on 512 at 7x7), with the residual and ReLU fused; the result is the reference's and

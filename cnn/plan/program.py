@@ -107,6 +107,7 @@ class Program:
         storages = []
         shapes = graph.shapes
         self.segments = self._segments()
+        self.row_sums = self._row_sums()
         internal = self._internal(placed)
         self.internal = internal
         # concatenation results first: their operands live inside them
@@ -204,21 +205,37 @@ class Program:
             start = None
         return runs
 
+    def _row_sums(self):
+        """{value: (N, Cb, P, 16)}: the depthwise outputs (unpadded) that a global average pool reads.
+        Their step also sums each output row as it stores it (squeeze-and-excitation: the pool then
+        reads P row sums per plane instead of the whole output, which no longer sits in the caches)."""
+        made = {n.out: n for n in self.graph.nodes}
+        out = {}
+        for n in self.graph.nodes:
+            src = made.get(n.inputs[0]) if n.op == "gap" else None
+            if src is None or src.op != "conv" or src.attrs["kind"] != "depthwise" or self.halo[src.out]:
+                continue
+            N, C, P, Q = self.graph.shapes[src.out]
+            if N * C * P * Q:
+                out[src.out] = (N, B.blocks(C), P, B.BLOCK)
+        return out
+
     # ---------------------------------------------------------------- steps
     def bind(self, arena):
         """The steps as callables on this arena (a Segment for each of self.segments, one per other
         node), and the input/output adapters."""
         nodes, N = self.graph.nodes, self.graph.shapes[self.graph.input][0]
         starts = dict(self.segments)
+        sums = {v: np.zeros(shape) for v, shape in self.row_sums.items()}     # beside the arena
         steps, t = [], 0
         while t < len(nodes):
             if t in starts:
                 end = starts[t]
-                steps.append(Segment(range(t, end), [[self._bind_node(arena, nodes[u], i) for u in range(t, end)]
-                                                     for i in range(N)]))
+                steps.append(Segment(range(t, end), [[self._bind_node(arena, nodes[u], i, sums)
+                                                      for u in range(t, end)] for i in range(N)]))
                 t = end
             else:
-                steps.append(self._bind_node(arena, nodes[t]))
+                steps.append(self._bind_node(arena, nodes[t], None, sums))
                 t += 1
         return steps, self._bind_input(arena), self._bind_output(arena)
 
@@ -284,9 +301,11 @@ class Program:
         return [(n, 0 if t in seg else None) for t, n in enumerate(self.graph.nodes)
                 if n.op == "conv" and n.attrs["kind"] == "dense" and not isinstance(n.attrs["packed"], B.WinogradWeights)]
 
-    def _bind_node(self, arena, n, image=None):
+    def _bind_node(self, arena, n, image=None, sums=None):
         """Node n's step on the arena (on image `image` alone when given: a segment's): a callable
-        taking the thread count."""
+        taking the thread count. sums: {value: row-sum array} of self.row_sums."""
+        sums = sums or {}
+        rows = lambda v: sums[v] if image is None else sums[v][image:image + 1]  # noqa: E731
         op, F = n.op, self.blocked
         vw = lambda v: self.view(arena, v, image)  # noqa: E731
         h = self.halo
@@ -299,7 +318,8 @@ class Program:
             r, rh = (vw(res), h[res]) if res is not None else (None, 0)
             act, packed, kind = n.attrs["act"], n.attrs["packed"], n.attrs["kind"]
             if kind == "depthwise":
-                return F.Depthwise(x, xh, packed, y, yh, r, rh, act)
+                return F.Depthwise(x, xh, packed, y, yh, r, rh, act,
+                                   rows(n.out) if n.out in sums else None)
             g = n.attrs["g"]
             cgb, kgb = g.Cg // B.BLOCK, g.Kg // B.BLOCK
             parts = [F.Conv(x[:, i * cgb:(i + 1) * cgb], xh, packed[i], y[:, i * kgb:(i + 1) * kgb], yh,
@@ -318,6 +338,8 @@ class Program:
             x, xh = vw(n.inputs[0]), h[n.inputs[0]]
             y = vw(n.out)
             flat = y.reshape(y.shape[0], -1)
+            if n.inputs[0] in sums:
+                return functools.partial(F.mean_rows, rows(n.inputs[0]), x.shape[2] * x.shape[3], flat)
             return functools.partial(F.global_avg_pool, x, xh, flat)
         if op == "add":
             a, b, y = vw(n.inputs[0]), vw(n.inputs[1]), vw(n.out)

@@ -562,7 +562,20 @@ typedef struct {
     ptrdiff_t x0, yh;
     int act;
     ptrdiff_t band, nband;   /* output rows per work item, items per plane */
+    double *rs;              /* NULL, or each output row's sums per lane: rs[((n * Cb + cb) * P + p) * BL] */
 } bdw;
+
+/* The row sums of a finished tile of np pixels (in L1) at q0 of its row, added in pixel order in
+   float64: a global average pool over the output that follows (squeeze-and-excitation) reads these
+   instead of the whole output again (bmean_rows). */
+B_INLINE void b_rowsum(double *restrict rs, const float *restrict y, int np, int first)
+{
+    double s[BL];
+    for (int l = 0; l < BL; l++) s[l] = first ? 0.0 : rs[l];
+    for (int j = 0; j < np; j++)
+        for (int l = 0; l < BL; l++) s[l] += (double)y[j * BL + l];
+    for (int l = 0; l < BL; l++) rs[l] = s[l];
+}
 
 /* Bands of rows so that a layer with few planes still gives every thread work (>= 4 items each). */
 static void bdw_plan(bdw *g, int nthreads)
@@ -696,6 +709,7 @@ static void bdw_item(const bdw *g, const float *x, const float *w, const float *
     const float *xb = x + n * g->xn + cb * g->xc;
     const float *wb = w + cb * g->R * g->S * BL;
     const ptrdiff_t tq = b_cdiv(g->Q, b_cdiv(g->Q, BDW_NP));      /* equal tiles of at most BDW_NP */
+    double *rs = g->rs ? g->rs + (n * g->Cb + cb) * g->P * BL : NULL;
     for (ptrdiff_t p = p0; p < p1; p++) {
         float *yrow = y + n * g->yn + cb * g->yc + p * g->yr;
         const float *rrow = res ? res + n * g->rn + cb * g->rc + p * g->rr : NULL;
@@ -713,6 +727,10 @@ static void bdw_item(const bdw *g, const float *x, const float *w, const float *
                           0, g->act);
             }
             b_epi(yrow + q0 * BL, 0, 1, np, bias + cb * BL, rrow ? rrow + q0 * BL : NULL, 0, g->act);
+            if (rs) {
+                b_rowsum(rs + p * BL, yrow + q0 * BL, np, q0 == 0);
+                if (pair) b_rowsum(rs + (p + 1) * BL, yrow + g->yr + q0 * BL, np, q0 == 0);
+            }
         }
         p += pair;
     }
@@ -806,6 +824,15 @@ static void bmean_plane(const float *restrict x, ptrdiff_t xr, ptrdiff_t H, ptrd
         for (ptrdiff_t c = 0; c < W; c++)
             for (int l = 0; l < BL; l++) acc[l] += (double)x[h * xr + c * BL + l];
     for (int l = 0; l < BL; l++) out[l] = (float)(acc[l] / (double)(H * W));
+}
+
+/* out[l] = the mean of a plane from its P row sums rs[p * BL + l] (b_rowsum) over `pixels` pixels. */
+static void bmean_rows(const double *restrict rs, ptrdiff_t P, ptrdiff_t pixels, float *restrict out)
+{
+    double acc[BL] = {0};
+    for (ptrdiff_t p = 0; p < P; p++)
+        for (int l = 0; l < BL; l++) acc[l] += rs[p * BL + l];
+    for (int l = 0; l < BL; l++) out[l] = (float)(acc[l] / (double)pixels);
 }
 
 /* y = x * s (per lane) over an H x W plane: the squeeze-and-excitation scale. */

@@ -42,6 +42,7 @@ cdef extern from "blocked.h" nogil:
         Py_ssize_t x0, yh
         int act
         Py_ssize_t band, nband
+        double *rs
     void bdw_plan(bdw *g, int nthreads)
     void bdw_item(const bdw *g, const float *x, const float *w, const float *bias, const float *res,
                   float *y, Py_ssize_t item)
@@ -57,6 +58,7 @@ cdef extern from "blocked.h" nogil:
                      Py_ssize_t P, Py_ssize_t Q, int is_max, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh,
                      Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, int include_pad)
     void bmean_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, float *out)
+    void bmean_rows(const double *rs, Py_ssize_t P, Py_ssize_t pixels, float *out)
     void bscale_plane(const float *x, Py_ssize_t xr, Py_ssize_t H, Py_ssize_t W, const float *s, float *y,
                       Py_ssize_t yr)
     void badd_plane(const float *a, Py_ssize_t ar, const float *b, Py_ssize_t br, Py_ssize_t H, Py_ssize_t W,
@@ -349,11 +351,13 @@ def winograd(x, Py_ssize_t x_halo, ww, y, Py_ssize_t y_halo, res=None, Py_ssize_
 
 
 cdef class Depthwise(_Step):
-    """depthwise(x, x_halo, dwt, y, y_halo, res, r_halo, act) with its operands checked once (as Conv)."""
+    """depthwise(x, x_halo, dwt, y, y_halo, res, r_halo, act) with its operands checked once (as Conv).
+    rowsum: None, or a C-contiguous float64 (N, Cb, P, 16) array that each call fills with the sums of
+    every output row (for mean_rows: a global average pool fused into this epilogue)."""
     cdef bdw g
 
     def __cinit__(self, x, Py_ssize_t x_halo, dwt, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
-                  int act=0):
+                  int act=0, rowsum=None):
         cdef bdw *g = &self.g
         _check(x, "x")
         _check(y, "y")
@@ -380,10 +384,21 @@ cdef class Depthwise(_Step):
         g.act = act
         g.yh = y_halo
         g.nband = 0
+        g.rs = NULL
+        cdef double[:, :, :, ::1] rs4
+        if rowsum is not None:
+            if not isinstance(rowsum, np.ndarray) or rowsum.dtype != np.float64 or \
+                    not rowsum.flags.c_contiguous or rowsum.shape != (g.N, g.Cb, g.P, BL):
+                raise ValueError(f"rowsum must be a C-contiguous float64 array of shape {(g.N, g.Cb, g.P, BL)}, "
+                                 f"got {type(rowsum).__name__} {getattr(rowsum, 'dtype', '')} "
+                                 f"{getattr(rowsum, 'shape', '')}")
+            if g.N * g.Cb * g.P:
+                rs4 = rowsum
+                g.rs = &rs4[0, 0, 0, 0]
         self.xp, self.wp, self.bp = &x5[0, 0, 0, 0, 0], &w4[0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
         self.planned = 0
-        self.keep = (x, dwt, y, res)
+        self.keep = (x, dwt, y, res, rowsum)
 
     def __call__(self, int nthreads=1):
         cdef bdw g
@@ -448,6 +463,21 @@ def global_avg_pool(x, Py_ssize_t x_halo, float[:, ::1] out, int nthreads=1):
     with nogil:
         for i in prange(N * Cb, num_threads=nthreads, schedule="static"):
             bmean_plane(&x5[i // Cb, i % Cb, x_halo, x_halo, 0], xr, H, W, &out[i // Cb, (i % Cb) * BL])
+
+
+def mean_rows(const double[:, :, :, ::1] rowsum, Py_ssize_t pixels, float[:, ::1] out, int nthreads=1):
+    """out (N, Cb*16) = each lane's mean over a plane of `pixels` pixels from its row sums (N, Cb, P, 16),
+    as a Depthwise step with `rowsum` leaves them: the global average pool of that step's output."""
+    cdef Py_ssize_t N = rowsum.shape[0], Cb = rowsum.shape[1], P = rowsum.shape[2], i
+    if rowsum.shape[3] != BL:
+        raise ValueError(f"rowsum must be (N, Cb, P, {BL}), got {tuple(rowsum.shape)}")
+    if out.shape[0] != N or out.shape[1] != Cb * BL:
+        raise ValueError(f"out must be ({N}, {Cb * BL}), got ({out.shape[0]}, {out.shape[1]})")
+    if pixels < 1 or P < 1:
+        raise ValueError(f"pixels must be >= 1 with at least one row, got {pixels} over {P} rows")
+    with nogil:
+        for i in prange(N * Cb, num_threads=nthreads, schedule="static"):
+            bmean_rows(&rowsum[i // Cb, i % Cb, 0, 0], P, pixels, &out[i // Cb, (i % Cb) * BL])
 
 
 def scale_channels(x, Py_ssize_t x_halo, const float[:, ::1] s, y, Py_ssize_t y_halo, int nthreads=1):

@@ -9,8 +9,9 @@ both are live at that step, so no kernel reads what it writes.
 An arena is one float32 array; `Program.bind(arena)` returns the steps as callables on views of that
 arena, each taking the thread count (`run(steps, n)` runs them), so a call only runs kernels: a step
 is the kernel's own bound object where it has one, with no Python frame of ours around it (measured
-about 1.5 us per step less, some 1-2% of MobileNet's and EfficientNet's time at batch 1). Each Python thread calling a plan gets an arena of
-its own (Plan keeps a free list), so concurrent calls never share buffers.
+about 1.5 us per step less, some 1-2% of MobileNet's and EfficientNet's time at batch 1). Each
+Python thread calling a plan gets an arena of its own (Plan keeps a free list), so concurrent calls
+never share buffers.
 
 Batches: a run of consecutive nodes whose activations are large beside their weights (a network's
 early layers) runs image by image, as a Segment: image 0 through every node of the run, then image 1,
@@ -206,14 +207,14 @@ class Program:
         return runs
 
     def _row_sums(self):
-        """{value: (N, Cb, P, 16)}: the depthwise outputs (unpadded) that a global average pool reads.
-        Their step also sums each output row as it stores it (squeeze-and-excitation: the pool then
-        reads P row sums per plane instead of the whole output, which no longer sits in the caches)."""
-        made = {n.out: n for n in self.graph.nodes}
+        """{value: (N, Cb, P, 16)}: the depthwise outputs that a global average pool reads. Their step
+        also sums each output row as it stores it (squeeze-and-excitation: the pool then reads P row
+        sums per plane instead of the whole output, which no longer sits in the caches)."""
+        producer = {n.out: n for n in self.graph.nodes}
         out = {}
         for n in self.graph.nodes:
-            src = made.get(n.inputs[0]) if n.op == "gap" else None
-            if src is None or src.op != "conv" or src.attrs["kind"] != "depthwise" or self.halo[src.out]:
+            src = producer.get(n.inputs[0]) if n.op == "gap" else None
+            if src is None or src.op != "conv" or src.attrs["kind"] != "depthwise":
                 continue
             N, C, P, Q = self.graph.shapes[src.out]
             if N * C * P * Q:
@@ -339,7 +340,8 @@ class Program:
             y = vw(n.out)
             flat = y.reshape(y.shape[0], -1)
             if n.inputs[0] in sums:
-                return functools.partial(F.mean_rows, rows(n.inputs[0]), x.shape[2] * x.shape[3], flat)
+                _, _, P, Q = self.graph.shapes[n.inputs[0]]
+                return functools.partial(F.mean_rows, rows(n.inputs[0]), P * Q, flat)
             return functools.partial(F.global_avg_pool, x, xh, flat)
         if op == "add":
             a, b, y = vw(n.inputs[0]), vw(n.inputs[1]), vw(n.out)

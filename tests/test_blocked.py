@@ -192,6 +192,65 @@ def test_bad_row_sums_are_refused():
 
 
 @settings(max_examples=50, deadline=None)
+@given(N=st.integers(1, 3), C=st.integers(1, 40), K=st.integers(1, 70), H=st.integers(1, 15), W=st.integers(1, 15),
+       R=st.sampled_from([1, 3]), stride=st.integers(1, 2), act=st.integers(0, 4), residual=st.booleans(),
+       tile=st.sampled_from([None, (4, 6, True), (2, 14, False), (1, 3, False)]), seed=st.integers(0, 2**16))
+def test_conv_with_input_scale_folded_into_its_weights(N, C, K, H, W, R, stride, act, residual, tile, seed):
+    """Conv.scale_inputs (the plan's squeeze-and-excitation scale folded into the projection) gives
+    conv(x * s[n, c]): against the float64 reference, per image scales, the same bits for every thread
+    count and every call (the per-image weights are rewritten from s each time)."""
+    pad = R // 2
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W))
+    s = rng.uniform(0.1, 1.0, (N, C))
+    w = rng.standard_normal((K, C, R, R)) / np.sqrt(C * R * R)
+    b = rng.standard_normal(K)
+    r64 = ref.conv2d(x * s[:, :, None, None], w, b, stride=stride, padding=pad)
+    res = rng.standard_normal(r64.shape) if residual else None
+    want = _act64(r64 + (res if residual else 0), act)
+    P, Q = r64.shape[2:]
+    cw = B.ConvWeights(w.astype(np.float32), b.astype(np.float32), (stride, stride), (pad, pad), (1, 1))
+    if tile and B.blocks(K) % tile[0]:
+        tile = None
+    xb = _blocked(x, pad)
+    sb = np.zeros((N, B.blocks(C) * B.BLOCK), np.float32)
+    sb[:, :C] = s
+    got = []
+    for threads in (1, 2, 3):
+        yb = np.full(B.blocked_shape(N, K, P, Q, 1), np.nan, np.float32)
+        call = FAST.Conv(xb, pad, cw, yb, 1, None if res is None else _blocked(res, 0), 0, act)
+        if tile:
+            call.set_tile(tile[0], tile[1], flat=tile[2])
+        call.scale_inputs(sb, B.aligned_empty((N,) + cw.w.shape))
+        call(threads)
+        assert _rel(_nchw(yb, 1, K), want) < 1e-5
+        assert not np.isnan(yb).any()
+        got.append(yb.copy())
+        call(threads)
+        assert np.array_equal(yb, got[-1])
+    assert all(np.array_equal(g, got[0]) for g in got)
+
+
+def test_bad_input_scales_are_refused():
+    xb = np.zeros(B.blocked_shape(2, 20, 5, 5, 0), np.float32)
+    cw = B.ConvWeights(np.ones((24, 20, 1, 1), np.float32), None, (1, 1), (0, 0), (1, 1))
+    yb = np.zeros(B.blocked_shape(2, 24, 5, 5, 0), np.float32)
+    call = FAST.Conv(xb, 0, cw, yb, 0)
+    good_w = np.zeros((2,) + cw.w.shape, np.float32)
+    for bad in (np.zeros((2, 20), np.float32), np.zeros((1, 32), np.float32), np.zeros((2, 32, 1), np.float32),
+                np.zeros((2, 32)), np.zeros((32, 2), np.float32).T, [[0.0]]):
+        with pytest.raises((ValueError, TypeError), match="s must"):
+            call.scale_inputs(bad, good_w)
+    for bad in (np.zeros(cw.w.shape, np.float32), np.zeros((2,) + cw.w.shape), np.zeros((3,) + cw.w.shape, np.float32)):
+        with pytest.raises((ValueError, TypeError), match="weights must"):
+            call.scale_inputs(np.zeros((2, 32), np.float32), bad)
+    stem = B.ConvWeights(np.ones((16, 3, 3, 3), np.float32), None, (2, 2), (1, 1), (1, 1), nchw_input=True)
+    nchw = FAST.Conv(np.zeros((2, 3, 9, 9), np.float32), 1, stem, np.zeros(B.blocked_shape(2, 16, 4, 4, 0), np.float32), 0)
+    with pytest.raises(ValueError, match="blocked input"):
+        nchw.scale_inputs(np.zeros((2, 16), np.float32), np.zeros((2,) + stem.w.shape, np.float32))
+
+
+@settings(max_examples=50, deadline=None)
 @given(N=st.integers(1, 2), C=st.integers(1, 35), H=st.integers(2, 13), W=st.integers(2, 13), k=st.integers(1, 3),
        stride=st.integers(1, 3), pad=st.integers(0, 1), ceil=st.booleans(), is_max=st.booleans(),
        include=st.booleans(), seed=st.integers(0, 2**16))

@@ -95,6 +95,40 @@ def test_squeeze_excitation_pool_reads_the_depthwise_row_sums(batch, size, monke
     np.testing.assert_allclose(unfused(x), y, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("batch, size", [(1, 64), (2, 128)])
+def test_squeeze_excitation_scale_folds_into_the_projection(batch, size, monkeypatch):
+    """Where a projection's weights per image are no larger than the activation its SE block scales
+    (the early blocks), no scale step is left: the projection scales a per-image copy of its weights
+    instead (lower.fold_scales), inside image-by-image segments too (batch 2 at 128x128). The result is
+    the reference's, the same bits for 1, 2 and 5 threads, and that of the plan which scales the
+    activation."""
+    import importlib
+    from kernels import blocked as B
+    lower = importlib.import_module("cnn.plan.lower")       # the module (cnn.plan.lower is its function)
+    net = _zoo_net("efficientnet_b0", size)
+    x = _input((batch, 3, size, size))
+    plan, y = _check(net, x)
+    folded = [t for t, n in enumerate(plan.nodes) if n.op == "conv" and "scale" in n.attrs]
+    left = [n for n in plan.nodes if n.op == "scale"]
+    assert folded and len(folded) + len(left) == 16
+    for t in folded:
+        g = plan.nodes[t].attrs["g"]
+        assert (g.R, g.S, g.sh) == (1, 1, 1) and B.blocks(g.K) * B.BLOCK <= g.H * g.W
+    in_segments = {t for a, b in plan.program.segments for t in range(a, b)} & set(folded)
+    assert bool(in_segments) == (batch > 1)
+    old = kernels.get_num_threads()
+    try:
+        for n in (1, 2, 5):
+            kernels.set_num_threads(n)
+            assert np.array_equal(cnn.compile(net, x.shape)(x), y)
+    finally:
+        kernels.set_num_threads(old)
+    monkeypatch.setattr(lower, "fold_scales", lambda graph: None)
+    unfolded = cnn.compile(_zoo_net("efficientnet_b0", size), x.shape)
+    assert sum(n.op == "scale" for n in unfolded.nodes) == 16
+    np.testing.assert_allclose(unfolded(x), y, rtol=1e-5, atol=1e-6)
+
+
 def test_winograd_layers_follow_the_rule_and_match():
     """3x3 stride-1 layers run by Winograd where the rule says (F(4, 3) on 64 channels, F(2, 3) on 256 at
     14x14, direct on 512 at 7x7), with the residual and ReLU fused; the result is the reference's and

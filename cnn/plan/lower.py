@@ -6,9 +6,13 @@ Passes, in order:
   2. fusion: an addition whose operand is a conv output used only there becomes that conv's residual;
      an activation whose operand is a conv or addition output used only there becomes its epilogue.
      The fused node moves to the position of the op it absorbed (its operands are ready by then).
-  3. concatenation: when every operand but the last has a multiple of 16 channels and is written by a
+  3. scale folding: a per-channel scale (squeeze-and-excitation) read only by a dense 1x1 stride-1
+     conv whose weights per image are no larger than the scaled activation becomes part of that conv:
+     each call scales a per-image copy of the weights instead (Conv.scale_inputs), and the pass that
+     wrote x * s and the conv's read of it become one read of x.
+  4. concatenation: when every operand but the last has a multiple of 16 channels and is written by a
      blocked kernel, the operands are written straight into their channel blocks of the result.
-  4. layouts: every 4-D activation is blocked (NCHW16c) except a network input whose only consumer is
+  5. layouts: every 4-D activation is blocked (NCHW16c) except a network input whose only consumer is
      a dense conv with few channels (the stem reads a zero-padded NCHW copy); other values are plain.
      Each blocked value gets a halo: the largest padding of the convolutions that read it.
 """
@@ -90,11 +94,37 @@ def fuse(graph):
                 break
 
 
+def fold_scales(graph):
+    """Pass 3: scale nodes into the dense 1x1 convs that read them (n.attrs["scale"] = the scale value,
+    which the conv also lists as an input so that it stays live until then)."""
+    nodes = graph.nodes
+    uses = _consumers(nodes)
+    drop = set()
+    for i, n in enumerate(nodes):
+        if n.op != "scale" or n.out == graph.output or len(uses.get(n.out, ())) != 1:
+            continue
+        c = nodes[uses[n.out][0]]
+        if c.op != "conv" or c.attrs["kind"] != "dense" or c.inputs[0] != n.out or c.attrs.get("res") == n.out:
+            continue
+        g = c.attrs["g"]
+        if (g.R, g.S, g.sh, g.sw, _pads(g)) != (1, 1, 1, 1, 0) or "scale" in c.attrs:
+            continue
+        # the weights of an image (K x C) against the activation a scale pass reads and writes (C x H x W)
+        if B.blocks(g.K) * B.BLOCK > g.H * g.W:
+            continue
+        x, s = n.inputs
+        c.inputs[0] = x
+        c.inputs.append(s)
+        c.attrs["scale"] = s
+        drop.add(i)
+    graph.nodes[:] = [n for i, n in enumerate(nodes) if i not in drop]
+
+
 BLOCKED_WRITERS = ("conv", "pool", "gap", "add", "scale", "act")
 
 
 def plan_concats(graph, layouts):
-    """Pass 3: concat operands written in place. -> {operand value: (concat value, block offset)}."""
+    """Pass 4: concat operands written in place. -> {operand value: (concat value, block offset)}."""
     producer = {n.out: n for n in graph.nodes}
     placed = {}
     for n in graph.nodes:
@@ -121,7 +151,7 @@ def _pads(g):
 
 
 def choose_layouts(graph):
-    """Pass 4: "blocked", "nchw_pad" (the stem's input) or "plain" per value, and the halos."""
+    """Pass 5: "blocked", "nchw_pad" (the stem's input) or "plain" per value, and the halos."""
     uses = _consumers(graph.nodes)
     layouts = {}
     for v, shape in graph.shapes.items():
@@ -181,6 +211,7 @@ def pack(graph):
 def lower(graph):
     classify(graph)
     fuse(graph)
+    fold_scales(graph)
     layouts, halos = choose_layouts(graph)
     pack(graph)
     placed = plan_concats(graph, layouts)

@@ -293,6 +293,12 @@ class Program:
         tile = tile or n.attrs.get("tile")
         if tile:
             call.set_tile(tile[0], tile[1], cbc=tile[2], flat=tile[3])
+        if "scale" in n.attrs:          # a folded squeeze-and-excitation scale (lower.fold_scales)
+            s = vw(n.attrs["scale"])
+            flat = s.reshape(s.shape[0], -1)
+            if not np.shares_memory(flat, s):
+                raise AssertionError("a folded scale must be a view of its arena buffer")
+            call.scale_inputs(flat, B.aligned_empty((s.shape[0],) + packed.w.shape))
         return call
 
     def tunable(self):

@@ -194,6 +194,7 @@ typedef struct {
     int want_flat;          /* with want_kb: 1 flat tiles, 0 row tiles */
     ptrdiff_t want_cbc;     /* input blocks per chunk the caller fixes (0: BCHUNK_BYTES of weights) */
     btcost cost;
+    ptrdiff_t wn;      /* weights per image (an input scale folded in: bconv_scale_weights), 0: shared */
 } bconv;
 
 static inline ptrdiff_t b_cdiv(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
@@ -523,7 +524,7 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
     const ptrdiff_t p0 = band * g->band, p1 = p0 + g->band < g->P ? p0 + g->band : g->P;
     const ptrdiff_t kb0 = grp * g->kb;
     const float *xp = x + n * g->xn;
-    const float *wp = w + kb0 * g->Cb * g->R * g->S * g->CI * BL;
+    const float *wp = w + n * g->wn + kb0 * g->Cb * g->R * g->S * g->CI * BL;
     if (g->flat) {
         bconv_item_flat(g, xp, wp, bias, res, y, n, kb0, p0, p1);
         for (int k = 0; k < g->kb; k++)
@@ -552,6 +553,25 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
     }
     for (int k = 0; k < g->kb; k++)
         b_frame_rows(y + n * g->yn + (kb0 + k) * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
+}
+
+/* Output block kb's weights for one image whose input channels are scaled by s (a squeeze-and-
+   excitation scale folded into the convolution that reads it): out[cb, r, s, ci, :] =
+   w[kb, cb, r, s, ci, :] * s[cb * 16 + ci], so that conv(x, out) = conv(x * s) with no pass over x.
+   Where the weights of an image are smaller than its input (the projections after the early SE
+   blocks) this writes less than the scaled copy of x it replaces. */
+static void bconv_scale_weights(const bconv *g, const float *restrict w, const float *restrict s,
+                                float *restrict out, ptrdiff_t kb)
+{
+    const ptrdiff_t taps = g->R * g->S, per_kb = g->Cb * taps * g->CI * BL;
+    w += kb * per_kb;
+    out += kb * per_kb;
+    for (ptrdiff_t cb = 0; cb < g->Cb; cb++)
+        for (ptrdiff_t t = 0; t < taps; t++)
+            for (ptrdiff_t ci = 0; ci < g->CI; ci++) {
+                const ptrdiff_t o = ((cb * taps + t) * g->CI + ci) * BL;
+                BST(out + o, BLD(w + o) * s[cb * g->CI + ci]);
+            }
 }
 
 /* ---------------------------------------------------------------- depthwise */

@@ -31,11 +31,13 @@ cdef extern from "blocked.h" nogil:
         int want_kb, want_np, want_flat
         Py_ssize_t want_cbc
         btcost cost
+        Py_ssize_t wn
     int b_npmax(int kb)
     int b_fnpmax(int kb)
     void bconv_plan(bconv *g, int nthreads)
     void bconv_item(const bconv *g, const float *x, const float *w, const float *bias, const float *res,
                     float *y, Py_ssize_t item)
+    void bconv_scale_weights(const bconv *g, const float *w, const float *s, float *out, Py_ssize_t kb)
     ctypedef struct bdw:
         Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
         Py_ssize_t N, Cb, P, Q, R, S, sh, sw, dh, dw
@@ -159,8 +161,12 @@ cdef class Conv(_Step):
     """conv(x, x_halo, cw, y, y_halo, res, r_halo, act) with its operands checked once: calling it with a
     thread count runs the kernel on those buffers (an inference plan's step; it holds the arrays).
     The work partition is planned per thread count and kept; the kernel runs on a copy of it, so
-    Python threads calling one Conv never share mutable state."""
+    Python threads calling one Conv never share mutable state (but the per-image weights of
+    `scale_inputs`, which every call rewrites with the same values)."""
     cdef bconv g
+    cdef const float *sp        # scale_inputs: the (N, Cb*16) scales, or NULL
+    cdef float *swp             # ... and the (N,) + cw.w.shape buffer of each image's weights
+    cdef Py_ssize_t sn
 
     def __cinit__(self, x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
                   int act=0):
@@ -209,6 +215,8 @@ cdef class Conv(_Step):
         g.items = 0
         g.want_kb = g.want_np = g.want_flat = 0
         g.want_cbc = 0
+        g.wn = 0
+        self.sp, self.swp, self.sn = NULL, NULL, 0
         g.cost = _costs(None)
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
@@ -263,6 +271,7 @@ cdef class Conv(_Step):
     def __call__(self, int nthreads=1):
         cdef bconv g
         cdef Py_ssize_t i
+        cdef const float *wp = self.wp
         if nthreads < 1:
             raise ValueError(f"nthreads must be >= 1, got {nthreads}")
         if self.g.N * self.g.Kb * self.g.P * self.g.Q * self.g.Cb == 0:
@@ -273,8 +282,40 @@ cdef class Conv(_Step):
             self.g, self.planned = g, nthreads
         g = self.g
         with nogil:
+            if self.sp != NULL:
+                for i in prange(g.N * g.Kb, num_threads=nthreads, schedule="static"):
+                    bconv_scale_weights(&g, self.wp, self.sp + (i // g.Kb) * self.sn,
+                                        self.swp + (i // g.Kb) * g.wn, i % g.Kb)
+                wp = self.swp
             for i in prange(g.items, num_threads=nthreads, schedule="static"):
-                bconv_item(&g, self.xp, self.wp, self.bp, self.rp, self.yp, i)
+                bconv_item(&g, self.xp, wp, self.bp, self.rp, self.yp, i)
+
+    def scale_inputs(self, s, weights):
+        """Fold a per-image scale of the input channels into the weights (a squeeze-and-excitation
+        scale): each call then first writes image n's weights, cw.w * s[n] along the input channels,
+        into `weights`, and convolves x with them, which gives conv(x * s[n, c]) without a pass over
+        x. s: (N, Cb*16) float32, C-contiguous (read at every call, so a view of the buffer a previous
+        step writes); weights: (N,) + cw.w.shape float32, C-contiguous, this Conv's own."""
+        cdef const float[:, ::1] s2
+        cdef float[:, ::1] w2
+        if self.g.ps != BL:
+            raise ValueError("scale_inputs needs a blocked input (not the stem's NCHW one)")
+        if not isinstance(s, np.ndarray) or s.dtype != np.float32 or s.ndim != 2 or not s.flags.c_contiguous:
+            raise TypeError("s must be a 2-D C-contiguous float32 numpy array")
+        if s.shape != (self.g.N, self.g.Cb * BL):
+            raise ValueError(f"s must be ({self.g.N}, {self.g.Cb * BL}), got {s.shape}")
+        shape = (self.g.N, self.g.Kb, self.g.Cb, self.g.R, self.g.S, self.g.CI, BL)
+        if not isinstance(weights, np.ndarray) or weights.dtype != np.float32 or not weights.flags.c_contiguous:
+            raise TypeError("weights must be a C-contiguous float32 numpy array")
+        if weights.shape != shape:
+            raise ValueError(f"weights must have shape {shape}, got {weights.shape}")
+        s2 = s
+        w2 = weights.reshape(self.g.N, -1)
+        if self.g.N == 0:
+            return
+        self.sp, self.swp, self.sn = &s2[0, 0], &w2[0, 0], self.g.Cb * BL
+        self.g.wn = w2.shape[1]
+        self.keep = self.keep + (s, weights)
 
 
 def conv(x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,

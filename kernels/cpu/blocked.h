@@ -27,7 +27,8 @@
    layers compute two output rows at once, so each input row serves both and 2 x NP independent
    accumulators hide the FMA latency (measured 1.3-1.4x on MobileNetV2's 3x3 layers).
    Epilogue (all): + bias, + residual, then act 0 none, 1 ReLU, 2 ReLU6, 3 SiLU, 4 sigmoid; ReLU and
-   ReLU6 keep NaN (v < 0 is false for NaN); exp is a vectorisable polynomial (max rel. error ~2e-7).
+   ReLU6 keep NaN (v < 0 is false for NaN); exp is a vectorisable polynomial (max rel. error ~2e-7,
+   b_vexpneg).
 */
 #ifndef CONVFORGE_BLOCKED_H
 #define CONVFORGE_BLOCKED_H
@@ -59,38 +60,37 @@ typedef int32_t bvi __attribute__((vector_size(64)));
 /* m ? a : b per lane (m from a vector comparison: all ones or zero) */
 B_INLINE bv b_sel(bvi m, bv a, bv b) { return (bv)(((bvi)a & m) | ((bvi)b & ~m)); }
 
-/* exp(r) for |r| <= ln2/2: Cephes' expf polynomial, given v = n ln2 + r's n and v. */
-B_INLINE bv b_exp_poly(bv v, bv n)
+/* exp(-v), v clamped to |v| <= 87 (exp(87) and exp(-87) are normal floats; NaN stays NaN):
+   n = round(-v / ln2), s = v + n ln2 (ln2 in two parts, so s is exact enough) = -r with |r| <= ln2/2,
+   exp(r) by a degree-5 polynomial fitted for least relative error on that interval (max rel. error
+   1.9e-7 in float32) evaluated in s (odd coefficients negated), then 2^n. Taking -v inside the
+   reduction and the polynomial's degree keep SiLU at 16 vector operations against the 21 of the
+   Cephes degree-7 exp it replaces (measured on EfficientNet-B0: 1.05x at batch 1 and 8). */
+B_INLINE bv b_vexpneg(bv v)
 {
-    const bv r = v - n * 0.693359375f + n * 2.12194440e-4f;
-    bv p = (bv){0} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    return p * r * r + r + 1.0f;
-}
-
-/* exp(v): 2^n * exp(r), v = n ln2 + r, v clamped to the float range; NaN stays NaN. */
-B_INLINE bv b_vexp(bv v)
-{
+    const bv magic = (bv){0} + 12582912.0f;                 /* 1.5 * 2^23: adds then subtracts = round */
 #if defined(__AVX512F__)
-    /* max/min keep NaN as their second operand; the rounding and the 2^n scaling are one
-       instruction each (about half the work of the portable version) */
-    const __m512 x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), (__m512)v));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    return (bv)_mm512_scalef_ps((__m512)b_exp_poly((bv)x, (bv)n), n);
+    /* max/min return their second operand when either is NaN, so NaN stays NaN (vrangeps, one
+       instruction, would turn it into 87: sigmoid(NaN) = 1) */
+    const bv x = (bv)_mm512_min_ps(_mm512_set1_ps(87.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), (__m512)v));
 #else
-    /* comparisons with NaN are false, so the clamps keep it */
-    const bv lo = (bv){0} - 87.0f, hi = (bv){0} + 88.0f;
-    v = b_sel(v < lo, lo, v);
-    v = b_sel(v > hi, hi, v);
-    const bv magic = (bv){0} + 12582912.0f;               /* 1.5 * 2^23: adds then subtracts = round */
-    const bv n = (v * 1.44269504088896341f + magic) - magic;
-    const bvi e = (__builtin_convertvector(n, bvi) + 127) << 23;
-    return b_exp_poly(v, n) * (bv)e;
+    const bv lim = (bv){0} + 87.0f;                         /* comparisons with NaN are false */
+    bv x = b_sel(v > lim, lim, v);
+    x = b_sel(x < -lim, -lim, x);
+#endif
+    const bv n = (x * -1.44269504088896341f + magic) - magic;
+    bv s = n * 0.693359375f + x;
+    s = n * -2.12194440e-4f + s;
+    bv p = (bv){0} - 8.2976380363e-03f;
+    p = p * s + 4.1915364563e-02f;
+    p = p * s - 1.6667574644e-01f;
+    p = p * s + 4.9998894334e-01f;
+    p = p * s - 9.9999970198e-01f;
+    p = p * s + 1.0000001192e+00f;
+#if defined(__AVX512F__)
+    return (bv)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
+    return p * (bv)((__builtin_convertvector(n, bvi) + 127) << 23);
 #endif
 }
 
@@ -101,8 +101,8 @@ B_INLINE bv b_vact(bv v, const int act)
     switch (act) {
     case 1: return b_sel(v < zero, zero, v);
     case 2: v = b_sel(v < zero, zero, v); return b_sel(v > six, six, v);
-    case 3: return v / (1.0f + b_vexp(-v));
-    case 4: return 1.0f / (1.0f + b_vexp(-v));
+    case 3: return v / (1.0f + b_vexpneg(v));
+    case 4: return 1.0f / (1.0f + b_vexpneg(v));
     default: return v;
     }
 }

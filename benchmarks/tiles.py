@@ -75,9 +75,8 @@ def measure(layer, threads, rounds):
     _, N, C, K, H, R, stride = layer
     calls, flops = steps(N, C, K, H, R, stride)
     model = picks(calls[0], threads)
-    kb_ok = [t for t in TILES if B.blocks(K) % t[0] == 0]
     variants = {"model": calls}
-    for t in kb_ok:
+    for t in TILES:
         vs, _ = steps(N, C, K, H, R, stride)
         for c in vs:
             c.set_tile(t[0], t[1], flat=t[2])
@@ -89,7 +88,8 @@ def table(layers, threads, rounds):
     head = " | ".join(f"{kb}x{np_}{' flat' if flat else ''} us" for kb, np_, flat in TILES)
     vs = vendors()
     lines = [f"register tiles of the blocked convolution, {threads} threads, median of {rounds} rounds "
-             f"(in brackets GFLOP/s), a CPU by {vs[0]}; '-': kb does not divide the output blocks", "",
+             f"(in brackets GFLOP/s), a CPU by {vs[0]}; where kb does not divide the output blocks, the "
+             "last group of blocks takes the rest", "",
              f"| layer | N | C->K @H RxR/s | {' | '.join(v + ' model' for v in vs)} | {head} | pick / fastest |",
              "|---|---|---|" + "---|" * len(vs) + "---|" * len(TILES) + "---|"]
     print("\n".join(lines), flush=True)

@@ -46,7 +46,7 @@ def candidates(program, arena, n, image):
             try:
                 call = program.dense_call(arena, n, image, tile=(kb, np_, chunk, flat))
                 _threads.run(call)
-            except ValueError:                            # kb does not divide the output blocks
+            except ValueError:                            # a flat tile on the stem's NCHW input
                 break
             out.setdefault((*call.tile, call.chunk, call.flat), call)
     return out

@@ -243,7 +243,9 @@ static ptrdiff_t b_busiest_rows(ptrdiff_t items, ptrdiff_t nband, ptrdiff_t band
 
 /* Choose the tile (kb blocks x np pixels), the chunks and the work items: the tile and the bands of
    rows that minimise the busiest thread's work (its rows x a row's tiles x their cost, and a small
-   cost per item, whose weights come through L1 again). `nthreads` only sizes the work items; the
+   cost per item, whose weights come through L1 again). kb need not divide the output blocks: the
+   last group takes the rest (7 blocks as 4 + 3, not 7 x 1: a 1-block tile loads a broadcast per
+   FMA, and measured half the 4-block tile's rate on EfficientNet's 112-channel projections). `nthreads` only sizes the work items; the
    reduction order of an output element never depends on it (one tile, its chunks in order), nor on
    the tile (partial sums pass through y exactly), so a caller may fix the tile (want_kb, want_np:
    benchmarks/tiles.py measures each against the model's choice).
@@ -259,8 +261,9 @@ static void bconv_plan(bconv *g, int nthreads)
     const ptrdiff_t rowin = g->Cb * g->sh * (g->Q * g->sw + g->S - 1) * g->CI * (ptrdiff_t)sizeof(float);
     const ptrdiff_t wbytes = g->Kb * g->Cb * g->R * g->S * g->CI * BL * (ptrdiff_t)sizeof(float);
     for (int kb = BKB_MAX; kb >= 1; kb--) {
-        if (g->Kb % kb || (g->want_kb && kb != g->want_kb)) continue;
-        const ptrdiff_t ngrp = g->Kb / kb;
+        if (g->want_kb ? kb != g->want_kb : kb > g->Kb) continue;
+        const ptrdiff_t ngrp = b_cdiv(g->Kb, kb);
+        const int kbl = (int)(g->Kb - (ngrp - 1) * kb);        /* the last group's blocks: the rest */
         const int ginner = ngrp >= 3 && g->Cb <= 8 && g->ps == BL && rowin * g->P > B_L2_SHARE &&
                            wbytes <= B_L2_SHARE;
         ptrdiff_t nbmin = ginner ? b_cdiv(rowin * g->P, B_L2_SHARE / 3) : 1;
@@ -284,9 +287,12 @@ static void bconv_plan(bconv *g, int nthreads)
                     const ptrdiff_t rows = b_busiest_rows(items, nband, band, g->P, ginner ? ngrp : 1, nthreads);
                     const ptrdiff_t px = rows * g->Q;
                     /* a flat tile's pixels are computed one by one: half a slot per tile */
-                    const ptrdiff_t work = flat ? px / np * (b_tile_cost(&g->cost, kb, np) + 2) +
-                                                  (px % np ? b_tile_cost(&g->cost, kb, (int)(px % np)) + 2 : 0)
-                                                : rows * b_cdiv(g->Q, np) * b_tile_cost(&g->cost, kb, np);
+                    ptrdiff_t work = flat ? px / np * (b_tile_cost(&g->cost, kb, np) + 2) +
+                                            (px % np ? b_tile_cost(&g->cost, kb, (int)(px % np)) + 2 : 0)
+                                          : rows * b_cdiv(g->Q, np) * b_tile_cost(&g->cost, kb, np);
+                    /* a last group of fewer blocks costs its share (the average over the groups) */
+                    const ptrdiff_t full = b_tile_cost(&g->cost, kb, np), part = b_tile_cost(&g->cost, kbl, np);
+                    work = work * ((ngrp - 1) * full + part) / (ngrp * full);
                     const ptrdiff_t cost = work + b_cdiv(items, nthreads) * 32;
                     if (best < 0 || cost < best) {
                         best = cost;
@@ -475,8 +481,8 @@ static void bconv_ftile_any(const bconv *g, int kb, int np, const float *xp, con
 #undef BFTILE_CALL
 
 /* Flat tiles over rows [p0, p1) of image n, group kb0: each chunk sweeps the band's pixels NP at a time. */
-static void bconv_item_flat(const bconv *g, const float *xp, const float *wp, const float *bias, const float *res,
-                            float *y, ptrdiff_t n, ptrdiff_t kb0, ptrdiff_t p0, ptrdiff_t p1)
+static void bconv_item_flat(const bconv *g, int kb, const float *xp, const float *wp, const float *bias,
+                            const float *res, float *y, ptrdiff_t n, ptrdiff_t kb0, ptrdiff_t p0, ptrdiff_t p1)
 {
     float *yg = y + n * g->yn + kb0 * g->yc;
     const float *rg = res ? res + n * g->rn + kb0 * g->rc : NULL;
@@ -495,9 +501,9 @@ static void bconv_item_flat(const bconv *g, const float *xp, const float *wp, co
                 if (++q == g->Q) q = 0, p++;
             }
             const bepi e = {bias + kb0 * BL, rg, g->rc, g->act, cb0 == 0, last};
-            bconv_ftile_any(g, g->kb, np, xp, wp, xo, cb0, ncb, yg, yo, ro, &e);
+            bconv_ftile_any(g, kb, np, xp, wp, xo, cb0, ncb, yg, yo, ro, &e);
             if (last && g->act >= 3)   /* SiLU / sigmoid of the final tile while it is in L1 */
-                for (int j = 0; j < np; j++) b_epi(yg + yo[j], g->yc, g->kb, 1, NULL, NULL, 0, g->act);
+                for (int j = 0; j < np; j++) b_epi(yg + yo[j], g->yc, kb, 1, NULL, NULL, 0, g->act);
         }
     }
 }
@@ -523,11 +529,12 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
     const ptrdiff_t n = item / (g->nband * g->ngrp);
     const ptrdiff_t p0 = band * g->band, p1 = p0 + g->band < g->P ? p0 + g->band : g->P;
     const ptrdiff_t kb0 = grp * g->kb;
+    const int kb = (int)(g->Kb - kb0 < g->kb ? g->Kb - kb0 : g->kb);    /* the last group: the rest */
     const float *xp = x + n * g->xn;
     const float *wp = w + n * g->wn + kb0 * g->Cb * g->R * g->S * g->CI * BL;
     if (g->flat) {
-        bconv_item_flat(g, xp, wp, bias, res, y, n, kb0, p0, p1);
-        for (int k = 0; k < g->kb; k++)
+        bconv_item_flat(g, kb, xp, wp, bias, res, y, n, kb0, p0, p1);
+        for (int k = 0; k < kb; k++)
             b_frame_rows(y + n * g->yn + (kb0 + k) * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
         return;
     }
@@ -545,13 +552,13 @@ static void bconv_item(const bconv *g, const float *x, const float *w, const flo
             for (ptrdiff_t q0 = 0; q0 < g->Q; q0 += g->np) {
                 const int np = (int)(g->Q - q0 < g->np ? g->Q - q0 : g->np);
                 const bepi e = {bias + kb0 * BL, rrow ? rrow + q0 * BL : NULL, g->rc, g->act, cb0 == 0, last};
-                tile(g, g->kb, np, xp, wp, p, q0, cb0, ncb, yrow + q0 * BL, &e);
+                tile(g, kb, np, xp, wp, p, q0, cb0, ncb, yrow + q0 * BL, &e);
                 if (last && g->act >= 3)   /* SiLU / sigmoid of the final tile while it is in L1 */
-                    b_epi(yrow + q0 * BL, g->yc, g->kb, np, NULL, NULL, 0, g->act);
+                    b_epi(yrow + q0 * BL, g->yc, kb, np, NULL, NULL, 0, g->act);
             }
         }
     }
-    for (int k = 0; k < g->kb; k++)
+    for (int k = 0; k < kb; k++)
         b_frame_rows(y + n * g->yn + (kb0 + k) * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
 }
 

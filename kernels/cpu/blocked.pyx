@@ -234,8 +234,8 @@ cdef class Conv(_Step):
         if flat and not kb:
             raise ValueError("flat tiles are fixed with their kb and np")
         if kb:
-            if not 1 <= kb <= 4 or self.g.Kb % kb:
-                raise ValueError(f"kb must be 1 .. 4 and divide the {self.g.Kb} output blocks, got {kb}")
+            if not 1 <= kb <= 4:
+                raise ValueError(f"kb must be 1 .. 4 (the last group of output blocks takes the rest), got {kb}")
             npmax = b_fnpmax(kb) if flat else b_npmax(kb)
             if not 1 <= np <= npmax:
                 raise ValueError(f"np must be 1 .. {npmax} with kb={kb}{' (flat)' if flat else ''} (the "

@@ -245,10 +245,11 @@ static ptrdiff_t b_busiest_rows(ptrdiff_t items, ptrdiff_t nband, ptrdiff_t band
    rows that minimise the busiest thread's work (its rows x a row's tiles x their cost, and a small
    cost per item, whose weights come through L1 again). kb need not divide the output blocks: the
    last group takes the rest (7 blocks as 4 + 3, not 7 x 1: a 1-block tile loads a broadcast per
-   FMA, and measured half the 4-block tile's rate on EfficientNet's 112-channel projections). `nthreads` only sizes the work items; the
-   reduction order of an output element never depends on it (one tile, its chunks in order), nor on
-   the tile (partial sums pass through y exactly), so a caller may fix the tile (want_kb, want_np:
-   benchmarks/tiles.py measures each against the model's choice).
+   FMA, and measured half the 4-block tile's rate on EfficientNet's 112-channel projections).
+   `nthreads` only sizes the work items; the reduction order of an output element never depends on
+   it (one tile, its chunks in order), nor on the tile (partial sums pass through y exactly), so a
+   caller may fix the tile (want_kb, want_np: benchmarks/tiles.py measures each against the model's
+   choice).
    Where three or more groups of output blocks would each read an input image bigger than its share
    of L2 while all the weights fit there (1x1 layers with few input channels on large planes), the
    groups are the innermost index of the items, over bands of rows whose input fits: a band's input

@@ -235,6 +235,29 @@ def test_tiles_benchmark_table(capsys):
         tiles.main(["--layers", "nothing"])
 
 
+def test_ab_benchmark(capsys, tmp_path):
+    """benchmarks.ab: a lower.py pass left out, or another build's blocked kernels, against the current
+    plan in one process; a copy of this build's module gives the same bits."""
+    import shutil
+    from benchmarks import ab
+    from kernels.cpu import load
+    ab.run("lenet5", 1, 1, 1, off="fuse")
+    out = capsys.readouterr().out
+    assert out.startswith("lenet5 batch 1, 1 threads, 1 rounds: old / new median ")
+    copy = tmp_path / os.path.basename(load("blocked").__file__)
+    shutil.copy(load("blocked").__file__, copy)
+    ab.run("lenet5", 1, 1, 1, old_so=str(copy))
+    assert capsys.readouterr().out.rstrip().endswith("largest relative difference 0")
+    with pytest.raises(ValueError, match="off must be one of"):
+        ab.plans("lenet5", 1, off="choose_layouts")
+    with pytest.raises(ValueError, match="exactly one"):
+        ab.plans("lenet5", 1)
+    with pytest.raises(ValueError, match="old_so"):
+        ab.plans("lenet5", 1, old_so=str(tmp_path / "none.so"))
+    with pytest.raises(SystemExit):
+        ab.main(["nothing"])
+
+
 def test_tuning_benchmark(capsys):
     """benchmarks.tuning: both plans prepared, the same bits, each layer's candidates, the rounds."""
     from benchmarks import tuning

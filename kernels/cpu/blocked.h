@@ -288,11 +288,11 @@ static void bconv_plan(bconv *g, int nthreads)
                     const ptrdiff_t rows = b_busiest_rows(items, nband, band, g->P, ginner ? ngrp : 1, nthreads);
                     const ptrdiff_t px = rows * g->Q;
                     /* a flat tile's pixels are computed one by one: half a slot per tile */
-                    ptrdiff_t work = flat ? px / np * (b_tile_cost(&g->cost, kb, np) + 2) +
-                                            (px % np ? b_tile_cost(&g->cost, kb, (int)(px % np)) + 2 : 0)
-                                          : rows * b_cdiv(g->Q, np) * b_tile_cost(&g->cost, kb, np);
-                    /* a last group of fewer blocks costs its share (the average over the groups) */
                     const ptrdiff_t full = b_tile_cost(&g->cost, kb, np), part = b_tile_cost(&g->cost, kbl, np);
+                    ptrdiff_t work = flat ? px / np * (full + 2) +
+                                            (px % np ? b_tile_cost(&g->cost, kb, (int)(px % np)) + 2 : 0)
+                                          : rows * b_cdiv(g->Q, np) * full;
+                    /* a last group of fewer blocks costs its share (the average over the groups) */
                     work = work * ((ngrp - 1) * full + part) / (ngrp * full);
                     const ptrdiff_t cost = work + b_cdiv(items, nthreads) * 32;
                     if (best < 0 || cost < best) {

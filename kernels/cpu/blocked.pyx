@@ -166,7 +166,6 @@ cdef class Conv(_Step):
     cdef bconv g
     cdef const float *sp        # scale_inputs: the (N, Cb*16) scales, or NULL
     cdef float *swp             # ... and the (N,) + cw.w.shape buffer of each image's weights
-    cdef Py_ssize_t sn
 
     def __cinit__(self, x, Py_ssize_t x_halo, cw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
                   int act=0):
@@ -216,7 +215,7 @@ cdef class Conv(_Step):
         g.want_kb = g.want_np = g.want_flat = 0
         g.want_cbc = 0
         g.wn = 0
-        self.sp, self.swp, self.sn = NULL, NULL, 0
+        self.sp, self.swp = NULL, NULL
         g.cost = _costs(None)
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
@@ -284,7 +283,7 @@ cdef class Conv(_Step):
         with nogil:
             if self.sp != NULL:
                 for i in prange(g.N * g.Kb, num_threads=nthreads, schedule="static"):
-                    bconv_scale_weights(&g, self.wp, self.sp + (i // g.Kb) * self.sn,
+                    bconv_scale_weights(&g, self.wp, self.sp + (i // g.Kb) * g.Cb * BL,
                                         self.swp + (i // g.Kb) * g.wn, i % g.Kb)
                 wp = self.swp
             for i in prange(g.items, num_threads=nthreads, schedule="static"):
@@ -313,7 +312,7 @@ cdef class Conv(_Step):
         w2 = weights.reshape(self.g.N, -1)
         if self.g.N == 0:
             return
-        self.sp, self.swp, self.sn = &s2[0, 0], &w2[0, 0], self.g.Cb * BL
+        self.sp, self.swp = &s2[0, 0], &w2[0, 0]
         self.g.wn = w2.shape[1]
         self.keep = self.keep + (s, weights)
 

@@ -104,16 +104,24 @@ if not ONLY or "cpuid" in ONLY:
 sources = [p for p in sorted(glob.glob(os.path.join("kernels", "cpu", "*.pyx"))) if p != cpuid]
 sources += sorted(glob.glob(os.path.join("benchmarks", "*.pyx")))
 for isa in isas:
-    exts = []
+    exts, flags = [], {}
     for path in sources:
         name = os.path.splitext(os.path.basename(path))[0]
         if ONLY and name not in ONLY:
             continue
         package = os.path.dirname(path).replace(os.sep, ".")
-        exts.append(extension(f"{package}.{isa}.{name}", path, isa_args(isa)))
+        extra = ISA.MODULE_FLAGS.get(name, {}).get(isa, []) if X86 else []
+        ext = extension(f"{package}.{isa}.{name}", path, isa_args(isa) + extra)
+        flags[ext.name] = list(ext.extra_compile_args)
+        exts.append(ext)
     if exts:
-        ext_modules += cythonize(exts, compiler_directives=directives, quiet=True,
-                                 build_dir=os.path.join("build", "cython", isa))
+        built = cythonize(exts, compiler_directives=directives, quiet=True,
+                          build_dir=os.path.join("build", "cython", isa))
+        # cythonize merges the compile flags of one .pyx across calls (its per-file metadata is
+        # cached), so each variant would also get the flags of the variants before it: set them again
+        for ext in built:
+            ext.extra_compile_args = flags[ext.name]
+        ext_modules += built
 
 class build_py_without_tests(build_py):
     """The benchmarks package holds pytest-benchmark suites (test_*.py, conftest.py) beside its code:

@@ -8,7 +8,7 @@ The "old" plan is the current one with either
   --old-so PATH  the blocked kernels of another build (a copy of kernels/cpu/<isa>/blocked*.so taken
                  before rebuilding), bound to its steps instead of this build's; or
   --off PASS     one of cnn/plan/lower.py's passes left out when it is prepared: fuse, fold_scales
-                 or plan_concats.
+                 or plan_concats; or amx: every layer on the float32 FMA kernels (CONVFORGE_AMX=0).
 Both plans are prepared with the cost model's tiles (tune=False), so the tuner's noise stays out.
 Prints the largest relative difference of the outputs too (0.0: the same bits).
 """
@@ -57,9 +57,18 @@ def plans(name, batch, old_so=None, off=None):
         old.program.blocked = _old_module(old_so)
         old._free.clear()
         return old, new
+    if off == "amx":
+        saved = os.environ.get("CONVFORGE_AMX")
+        os.environ["CONVFORGE_AMX"] = "0"
+        try:
+            old = models.create(name, seed=0).prepare(shape, tune=False)
+        finally:
+            os.environ.pop("CONVFORGE_AMX") if saved is None else os.environ.__setitem__("CONVFORGE_AMX", saved)
+        return old, new
     lower = importlib.import_module("cnn.plan.lower")
     if off not in SKIPPABLE:
-        raise ValueError(f"off must be one of {', '.join(SKIPPABLE)} (passes a plan runs without), got {off!r}")
+        raise ValueError(f"off must be one of {', '.join(SKIPPABLE)} or amx (passes a plan runs without), "
+                         f"got {off!r}")
     keep = getattr(lower, off)
     setattr(lower, off, lambda *args: SKIPPABLE[off])
     try:

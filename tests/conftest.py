@@ -4,6 +4,14 @@ import pytest
 import kernels
 
 
+@pytest.fixture
+def fma_plans(monkeypatch):
+    """Plans built in this test keep every layer on the float32 FMA kernels, also where the CPU has
+    AMX tiles (which would otherwise take the dense convolutions): for tests of the FMA paths' own
+    choices (Winograd's rule, tiles, the weight-folded SE scale)."""
+    monkeypatch.setenv("CONVFORGE_AMX", "0")
+
+
 def pytest_collection_modifyitems(config, items):
     if kernels.gpu_available():
         return

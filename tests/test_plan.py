@@ -96,7 +96,7 @@ def test_squeeze_excitation_pool_reads_the_depthwise_row_sums(batch, size, monke
 
 
 @pytest.mark.parametrize("batch, size", [(1, 64), (2, 128)])
-def test_squeeze_excitation_scale_folds_into_the_projection(batch, size, monkeypatch):
+def test_squeeze_excitation_scale_folds_into_the_projection(batch, size, monkeypatch, fma_plans):
     """Where a projection's weights per image are no larger than the activation its SE block scales
     (the early blocks), no scale step is left: the projection scales a per-image copy of its weights
     instead (lower.fold_scales), inside image-by-image segments too (batch 2 at 128x128). The result is
@@ -129,7 +129,34 @@ def test_squeeze_excitation_scale_folds_into_the_projection(batch, size, monkeyp
     np.testing.assert_allclose(unfolded(x), y, rtol=1e-5, atol=1e-6)
 
 
-def test_winograd_layers_follow_the_rule_and_match():
+@pytest.mark.skipif(not kernels.cpu_info()["amx"], reason="no AMX tiles here (CPU, OS or ISA variant)")
+@pytest.mark.parametrize("batch", [1, 2])
+def test_dense_layers_run_on_amx_tiles_where_the_cpu_has_them(batch, monkeypatch):
+    """Every dense conv on blocked input runs on AMX tiles (the stem reads NCHW and keeps FMAs), and
+    every squeeze-and-excitation scale folds into the conversion of the projection that reads it. The
+    result is the reference's, the same bits for 1, 2 and 5 threads; CONVFORGE_AMX=0 keeps the float32
+    FMA kernels, whose result it matches to float32's tolerance."""
+    from kernels import amx as A
+    net = _zoo_net("efficientnet_b0", 64)
+    x = _input((batch, 3, 64, 64))
+    plan, y = _check(net, x)
+    dense = [n for n in plan.nodes if n.op == "conv" and n.attrs["kind"] == "dense"]
+    assert all(isinstance(n.attrs["packed"], A.AmxWeights) != bool(n.attrs.get("nchw_input")) for n in dense)
+    assert sum("scale" in n.attrs for n in plan.nodes) == 16 and not any(n.op == "scale" for n in plan.nodes)
+    old = kernels.get_num_threads()
+    try:
+        for n in (1, 2, 5):
+            kernels.set_num_threads(n)
+            assert np.array_equal(cnn.compile(net, x.shape)(x), y)
+    finally:
+        kernels.set_num_threads(old)
+    monkeypatch.setenv("CONVFORGE_AMX", "0")
+    fma = cnn.compile(_zoo_net("efficientnet_b0", 64), x.shape)
+    assert not any(isinstance(n.attrs.get("packed"), A.AmxWeights) for n in fma.nodes)
+    assert rel_error(fma(x), y) < 3e-5
+
+
+def test_winograd_layers_follow_the_rule_and_match(fma_plans):
     """3x3 stride-1 layers run by Winograd where the rule says (F(4, 3) on 64 channels, F(2, 3) on 256 at
     14x14, direct on 512 at 7x7), with the residual and ReLU fused; the result is the reference's and
     the same bits for 1, 2 and 5 threads."""
@@ -376,7 +403,7 @@ def test_per_image_segments_equal_the_whole_batch(monkeypatch, name, size, batch
 
 
 @pytest.mark.parametrize("segments", [False, True])
-def test_tuned_tiles_change_no_bit(monkeypatch, segments):
+def test_tuned_tiles_change_no_bit(monkeypatch, segments, fma_plans):
     """tune.py times a few tiles and chunks of every dense direct conv and keeps one on the node; each
     reduces every output in the same order, so a tuned plan equals an untuned one bit for bit, whatever
     wins. `fastest` is forced to the last (never the model's) candidate so that the path is exercised
@@ -404,7 +431,7 @@ def test_tuned_tiles_change_no_bit(monkeypatch, segments):
         assert rel_error(want, net(x)) < 1e-4
 
 
-def test_tuning_follows_its_switch(monkeypatch):
+def test_tuning_follows_its_switch(monkeypatch, fma_plans):
     from cnn import plan as P
     net = L.Sequential(L.Conv2d(3, 16, 3, padding=1), L.ReLU(), L.Conv2d(16, 32, 1))
     monkeypatch.setenv("CONVFORGE_AUTOTUNE", "0")

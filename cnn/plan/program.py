@@ -28,6 +28,7 @@ import time
 import numpy as np
 
 from kernels import _threads, cpu
+from kernels import amx as A
 from kernels import blocked as B
 
 from ..layers import ops as _ops
@@ -285,6 +286,12 @@ class Program:
         vw = lambda v: self.view(arena, v, image)  # noqa: E731
         res, packed = n.attrs.get("res"), n.attrs["packed"]
         r, rh = (vw(res), self.halo[res]) if res is not None else (None, 0)
+        if isinstance(packed, A.AmxWeights):
+            call = cpu.load("amx").Conv(vw(n.inputs[0]), self.halo[n.inputs[0]], packed, vw(n.out),
+                                        self.halo[n.out], r, rh, n.attrs["act"])
+            if "scale" in n.attrs:
+                call.scale_inputs(self._scale(arena, n, image))
+            return call
         if isinstance(packed, B.WinogradWeights):
             return self.blocked.Winograd(vw(n.inputs[0]), self.halo[n.inputs[0]], packed, vw(n.out),
                                          self.halo[n.out], r, rh, n.attrs["act"])
@@ -294,19 +301,25 @@ class Program:
         if tile:
             call.set_tile(tile[0], tile[1], cbc=tile[2], flat=tile[3])
         if "scale" in n.attrs:          # a folded squeeze-and-excitation scale (lower.fold_scales)
-            s = vw(n.attrs["scale"])
-            flat = s.reshape(s.shape[0], -1)
-            if not np.shares_memory(flat, s):
-                raise AssertionError("a folded scale must be a view of its arena buffer")
-            call.scale_inputs(flat, B.aligned_empty((s.shape[0],) + packed.w.shape))
+            flat = self._scale(arena, n, image)
+            call.scale_inputs(flat, B.aligned_empty((flat.shape[0],) + packed.w.shape))
         return call
+
+    def _scale(self, arena, n, image):
+        """The (N, C) view of conv node n's folded scale in the arena (read at every call)."""
+        s = self.view(arena, n.attrs["scale"], image)
+        flat = s.reshape(s.shape[0], -1)
+        if not np.shares_memory(flat, s):
+            raise AssertionError("a folded scale must be a view of its arena buffer")
+        return flat
 
     def tunable(self):
         """[(node, image)]: the dense direct convolutions whose tile tune.py may choose, with the image
         their calls run on (0 inside a segment, which runs image by image; None: the whole batch)."""
         seg = {t for a, b in self.segments for t in range(a, b)}
         return [(n, 0 if t in seg else None) for t, n in enumerate(self.graph.nodes)
-                if n.op == "conv" and n.attrs["kind"] == "dense" and not isinstance(n.attrs["packed"], B.WinogradWeights)]
+                if n.op == "conv" and n.attrs["kind"] == "dense"
+                and not isinstance(n.attrs["packed"], (B.WinogradWeights, A.AmxWeights))]
 
     def _bind_node(self, arena, n, image=None, sums=None):
         """Node n's step on the arena (on image `image` alone when given: a segment's): a callable

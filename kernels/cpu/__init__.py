@@ -15,7 +15,7 @@ import os
 from . import cpuid
 from .isa import ISAS, LEVELS
 
-KERNELS = ("direct", "im2col", "pointwise", "depthwise", "pooling", "blocked", "layout")
+KERNELS = ("direct", "im2col", "pointwise", "depthwise", "pooling", "blocked", "layout", "amx")
 
 
 def runnable_isas():
@@ -67,7 +67,7 @@ def load(name, package="kernels.cpu"):
 def info():
     """{"isa": the chosen variant, "runnable": the ISAs this CPU supports, "built": those compiled,
     "forced": CONVFORGE_ISA or None, "flags": the CPU's vector features, "vendor": 'intel', 'amd' or
-    'other'}."""
+    'other', "amx": whether the chosen variant runs the AMX tile kernel here (kernels/amx.py)}."""
     return {
         "isa": ISA,
         "runnable": runnable_isas(),
@@ -75,6 +75,7 @@ def info():
         "forced": os.environ.get("CONVFORGE_ISA") or None,
         "flags": cpuid.flags() if cpuid.is_x86() else [],
         "vendor": cpuid.vendor(),
+        "amx": bool(load("amx").usable()),
     }
 
 

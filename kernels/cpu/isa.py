@@ -15,6 +15,9 @@ LEVELS = {"avx512": "x86-64-v4", "avx2": "x86-64-v3", "generic": "x86-64"}
 MARCH_FLAGS = {isa: [f"-march={level}", "-mtune=generic"] for isa, level in LEVELS.items()}
 # 512-bit vectors for the auto-vectorised loops too (GCC otherwise prefers 256-bit ones)
 EXTRA_FLAGS = {"avx512": ["-mprefer-vector-width=512"], "avx2": [], "generic": []}
+# flags of one module in one variant beyond the variant's own: the AMX kernel's tile and bf16
+# instructions, which only a CPU that has them runs (kernels/cpu/amx.pyx checks before any is made)
+MODULE_FLAGS = {"amx": {"avx512": ["-mamx-tile", "-mamx-bf16", "-mavx512bf16"]}}
 
 # /proc/cpuinfo flags of each level beyond the one below it (for a native build on the build host)
 _HOST_FLAGS = {

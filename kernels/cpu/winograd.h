@@ -24,10 +24,8 @@
 #ifndef CONVFORGE_WINOGRAD_H
 #define CONVFORGE_WINOGRAD_H
 
-#include <pthread.h>
-#include <stdlib.h>
-
 #include "blocked.h"
+#include "scratch.h"
 
 #define BW_AMAX 6                     /* the largest transform (m = 4) */
 #define BW_SCRATCH (128 * 1024)       /* V and M of an item where U stays in L2 (measured best of
@@ -139,40 +137,6 @@ static void bwino_plan(bwino *g, int nthreads)
     g->items = b_cdiv(tiles, tb) * g->nkg;
 }
 
-/* ---------------------------------------------------------------- scratch */
-
-static pthread_key_t bw_key;
-static pthread_once_t bw_once = PTHREAD_ONCE_INIT;
-
-typedef struct { size_t n; float *p; } bw_buf;
-
-static void bw_release(void *b)
-{
-    free(((bw_buf *)b)->p);
-    free(b);
-}
-
-static void bw_make_key(void) { (void)pthread_key_create(&bw_key, bw_release); }
-
-/* This OS thread's scratch of at least n floats (64-byte aligned), or NULL when out of memory. */
-static float *bw_scratch(size_t n)
-{
-    (void)pthread_once(&bw_once, bw_make_key);
-    bw_buf *b = (bw_buf *)pthread_getspecific(bw_key);
-    if (!b) {
-        b = (bw_buf *)calloc(1, sizeof *b);
-        if (!b || pthread_setspecific(bw_key, b)) { free(b); return NULL; }
-    }
-    if (b->n < n) {
-        free(b->p);
-        b->n = 0;
-        b->p = (float *)aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
-        if (!b->p) return NULL;
-        b->n = n;
-    }
-    return b->p;
-}
-
 /* ---------------------------------------------------------------- one work item */
 
 /* V[xi][cb][j] for the item's tiles j (t0 + j), every input block */
@@ -273,7 +237,7 @@ B_INLINE int bw_item_m(const bwino *g, const int M, const float *x, const float 
     const int A2 = (M + 2) * (M + 2);
     const ptrdiff_t tiles = g->N * g->tp * g->tq, t0 = item / g->nkg * g->tb, k0 = item % g->nkg * g->kgb;
     const ptrdiff_t nt = tiles - t0 < g->tb ? tiles - t0 : g->tb;
-    float *V = bw_scratch((size_t)(A2 * (g->Cb + g->kgb) * g->tb * BL));
+    float *V = (float *)b_scratch((size_t)(A2 * (g->Cb + g->kgb) * g->tb * BL) * sizeof(float));
     if (!V) return 1;
     float *Mx = V + A2 * g->Cb * g->tb * BL;
     bw_input(g, M, x, t0, nt, V);

@@ -1,0 +1,155 @@
+"""The inference plan's dense convolutions on AMX tiles (amx.h), as a prepared step like blocked.Conv.
+
+Built for every ISA; only the avx512 variant is compiled with AMX, and `usable()` is False in the
+others and on CPUs (or kernels) without the tile state, where no Conv can be made.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport uint16_t
+
+import numpy as np
+
+from kernels.blocked import aligned_empty
+
+cdef extern from "amx.h" nogil:
+    ctypedef struct bamx:
+        Py_ssize_t xn, xc, xr, yn, yc, yr, rn, rc, rr
+        Py_ssize_t N, Cb, Kb, H, W, P, Q, R, S, sh, sw, dh, dw, pt, pl
+        Py_ssize_t yh
+        int act
+        Py_ssize_t band, nband, kt, ngrp, items
+    int bamx_built()
+    int bamx_usable()
+    int bamx_geometry(bamx *g)
+    void bamx_plan(bamx *g, int nthreads)
+    int bamx_item(const bamx *g, const float *x, const float *s, const uint16_t *w, const float *bias,
+                  const float *res, float *y, Py_ssize_t item)
+
+_USABLE = bool(bamx_built()) and bool(bamx_usable())
+
+
+def built():
+    """Whether this variant was compiled with the AMX kernel."""
+    return bool(bamx_built())
+
+
+def usable():
+    """Whether the AMX kernel runs here: built with it, a CPU with AMX-BF16 and AVX512-BF16, and the
+    OS's permission for the tile state (asked once, at import, for the whole process)."""
+    return _USABLE
+
+
+cdef inline Py_ssize_t _st(a, int axis):
+    return a.strides[axis] // 4
+
+
+cdef class Conv:
+    """Conv(x, x_halo, aw, y, y_halo, res=None, r_halo=0, act=0): y = act(conv(x, aw) + bias [+ res])
+    on blocked float32 buffers with AmxWeights aw, its operands checked once; calling it with a
+    thread count runs the kernel (an inference plan's step; it holds the arrays). The arguments are
+    blocked.Conv's, and so is its float32 twin `exact`, which reruns a call whose input holds an
+    infinity. The work partition is planned per thread count and kept; a call runs on a copy, so
+    Python threads calling one Conv share no mutable state."""
+    cdef bamx g
+    cdef int planned
+    cdef const float *xp
+    cdef const float *sp
+    cdef const uint16_t *wp
+    cdef const float *bp
+    cdef const float *rp
+    cdef float *yp
+    cdef object keep
+    cdef readonly object exact
+
+    def __cinit__(self, x, Py_ssize_t x_halo, aw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
+                  int act=0):
+        from kernels.cpu import load
+        if not _USABLE:
+            raise RuntimeError("the AMX kernel does not run here (kernels.cpu.load('amx').usable() is False)")
+        # the float32 twin checks every operand as blocked.Conv does (types, shapes, halos, act)
+        self.exact = load("blocked").Conv(x, x_halo, aw.exact, y, y_halo, res, r_halo, act)
+        cdef bamx *g = &self.g
+        cdef const float[:, :, :, :, :] x5 = x
+        cdef float[:, :, :, :, :] y5 = y
+        cdef const uint16_t[:, :, :, :, :, ::1] w6 = aw.w
+        cdef const float[::1] b1 = aw.bias
+        cdef const float[:, :, :, :, :] r5
+        g.N, g.Cb, g.Kb = y.shape[0], x.shape[1], y.shape[1]
+        g.H, g.W = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
+        g.P, g.Q = y.shape[2] - 2 * y_halo, y.shape[3] - 2 * y_halo
+        g.R, g.S, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl = aw.R, aw.S, aw.sh, aw.sw, aw.dh, aw.dw, aw.pt, aw.pl
+        if w6.shape[0] != g.Kb or w6.shape[1] != (g.Cb + 1) // 2 or w6.shape[2] != g.R * g.S:
+            raise ValueError(f"the AMX weights {aw.w.shape} do not fit x {x.shape} and y {y.shape}")
+        if not bamx_geometry(g):
+            raise ValueError(f"the AMX kernel does not take {g.R}x{g.S} taps at stride ({g.sh}, {g.sw})")
+        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
+        g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
+        g.rn = g.rc = g.rr = 0
+        self.rp = NULL
+        if res is not None:
+            r5 = res
+            g.rn, g.rc, g.rr = _st(res, 0), _st(res, 1), _st(res, 2)
+            self.rp = &r5[0, 0, r_halo, r_halo, 0]
+        g.act, g.yh = act, y_halo
+        g.items = 0
+        self.xp = &x5[0, 0, x_halo, x_halo, 0]
+        self.sp = NULL
+        self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
+        self.yp = &y5[0, 0, y_halo, y_halo, 0]
+        self.planned = 0
+        self.keep = (x, aw, y, res)
+
+    @property
+    def partition(self):
+        """(band rows, bands, output blocks per group, groups) planned for the last call; None before."""
+        return (self.g.band, self.g.nband, self.g.kt, self.g.ngrp) if self.planned else None
+
+    def __call__(self, int nthreads=1):
+        cdef bamx g
+        cdef Py_ssize_t i
+        cdef int inf = 0, nomem = 0, r
+        if nthreads < 1:
+            raise ValueError(f"nthreads must be >= 1, got {nthreads}")
+        if self.g.N * self.g.Kb * self.g.P * self.g.Q == 0:
+            return
+        if self.planned != nthreads:
+            g = self.g
+            bamx_plan(&g, nthreads)
+            self.g, self.planned = g, nthreads
+        g = self.g
+        with nogil:
+            for i in prange(g.items, num_threads=nthreads, schedule="static"):
+                r = bamx_item(&g, self.xp, self.sp, self.wp, self.bp, self.rp, self.yp, i)
+                if r > 0:
+                    inf += 1
+                elif r < 0:
+                    nomem += 1
+        if nomem:
+            raise MemoryError("no memory for the AMX kernel's scratch")
+        if inf:
+            self.exact(nthreads)
+
+
+    def scale_inputs(self, s):
+        """Scale the input channels per image by s (N, Cb*16) float32, C-contiguous, read at every
+        call (a view of the buffer a previous step writes): each call then computes conv(x * s[n, c])
+        with the scale applied as the input is converted to bf16, at no cost (a squeeze-and-excitation
+        scale folded into the convolution that reads it)."""
+        cdef const float[:, ::1] s2
+        if not isinstance(s, np.ndarray) or s.dtype != np.float32 or s.ndim != 2 or not s.flags.c_contiguous:
+            raise TypeError("s must be a 2-D C-contiguous float32 numpy array")
+        if s.shape != (self.g.N, self.g.Cb * 16):
+            raise ValueError(f"s must be ({self.g.N}, {self.g.Cb * 16}), got {s.shape}")
+        aw = self.keep[1]
+        # the float32 twin folds it into per-image weights (its own way), for the rare rerun
+        self.exact.scale_inputs(s, aligned_empty((self.g.N,) + aw.exact.w.shape))
+        if self.g.N == 0:
+            return
+        s2 = s
+        self.sp = &s2[0, 0]
+        self.keep = self.keep + (s,)
+
+
+def conv(x, Py_ssize_t x_halo, aw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0, int act=0,
+         int nthreads=1):
+    """y = act(conv(x, aw) + bias [+ res]) on AMX tiles (kernels.amx.conv's contract)."""
+    Conv(x, x_halo, aw, y, y_halo, res, r_halo, act)(nthreads)

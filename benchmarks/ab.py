@@ -5,8 +5,8 @@ network's plan in one process, called in alternating rounds (the best of 5 calls
 the ratio old / new taken round by round (its median and quartiles; > 1: the change is faster).
 
 The "old" plan is the current one with either
-  --old-so PATH  the blocked kernels of another build (a copy of kernels/cpu/<isa>/blocked*.so taken
-                 before rebuilding), bound to its steps instead of this build's; or
+  --old-so PATH  the blocked or AMX kernels of another build (a copy of kernels/cpu/<isa>/blocked*.so
+                 or amx*.so taken before rebuilding), bound to its steps instead of this build's; or
   --off PASS     one of cnn/plan/lower.py's passes left out when it is prepared: fuse, fold_scales
                  or plan_concats; or amx: every layer on the float32 FMA kernels (CONVFORGE_AMX=0).
 Both plans are prepared with the cost model's tiles (tune=False), so the tuner's noise stays out.
@@ -33,15 +33,18 @@ SKIPPABLE = {"fuse": None, "fold_scales": None, "plan_concats": {}}
 
 
 def _old_module(path):
-    """The blocked kernels of another build, loaded beside this build's (which must be loaded first:
-    the extension registers itself under its package name)."""
-    load("blocked")
-    spec = importlib.util.spec_from_file_location("convforge_old_build.blocked", path)
+    """(name, module): the blocked or amx kernels of another build (by the file's name), loaded beside
+    this build's (which must be loaded first: the extension registers itself under its package name)."""
+    name = os.path.basename(path).split(".")[0]
+    if name not in ("blocked", "amx"):
+        raise ValueError(f"old_so must be a build's blocked or amx module (blocked*.so, amx*.so), got {path!r}")
+    load(name)
+    spec = importlib.util.spec_from_file_location(f"convforge_old_build.{name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    if mod.Conv is load("blocked").Conv:
+    if mod.Conv is load(name).Conv:
         raise ValueError(f"{path} is this build's own module")
-    return mod
+    return name, mod
 
 
 def plans(name, batch, old_so=None, off=None):
@@ -54,7 +57,8 @@ def plans(name, batch, old_so=None, off=None):
         if not os.path.isfile(old_so):
             raise ValueError(f"old_so: no such file {old_so!r}")
         old = models.create(name, seed=0).prepare(shape, tune=False)
-        old.program.blocked = _old_module(old_so)
+        name, mod = _old_module(old_so)
+        setattr(old.program, name, mod)
         old._free.clear()
         return old, new
     if off == "amx":

@@ -86,9 +86,11 @@ def test_amx_conv_matches_the_reference(N, C, K, H, W, R, S, sh, sw, dil, pt, pl
 @needs_amx
 @pytest.mark.parametrize("N, C, K, H, R, stride", [(2, 512, 512, 7, 3, 1), (1, 2048, 512, 7, 1, 1),
                                                     (1, 256, 1024, 14, 1, 2), (3, 64, 64, 56, 3, 1),
-                                                    (1, 128, 128, 56, 3, 2)])
+                                                    (1, 128, 128, 56, 3, 2), (8, 1024, 1024, 7, 1, 1),
+                                                    (5, 512, 512, 7, 3, 1)])
 def test_amx_conv_on_the_zoo_shapes(N, C, K, H, R, stride):
-    """The partitions the plan meets (several output groups, bands, long reductions), on 2 threads."""
+    """The partitions the plan meets (output groups, bands, several images per item, weights in
+    chunks of input channels with partial sums between them), on 2 threads."""
     rng = np.random.default_rng(C + H)
     pad = R // 2
     x, aw, r64, res = _case(rng, N, C, K, H, H, R, R, (stride, stride), (pad, pad), (1, 1), True)
@@ -97,8 +99,10 @@ def test_amx_conv_on_the_zoo_shapes(N, C, K, H, R, stride):
     y2, call = _run(xb, pad, aw, want.shape, res, 1, 2)
     assert _rel(_nchw(y2, 1, K), want) < 1e-5
     assert np.array_equal(_run(xb, pad, aw, want.shape, res, 1, 1)[0], y2)
-    band, nband, kt, ngrp = call.partition
-    assert band * nband >= want.shape[2] > band * (nband - 1) and kt * ngrp >= B.blocks(K)
+    p = call.partition
+    assert p["band"] * p["bands"] >= want.shape[2] > p["band"] * (p["bands"] - 1)
+    assert p["blocks"] * p["groups"] >= B.blocks(K) and p["images"] * p["image_groups"] >= N
+    assert p["chunk"] * (-(-((C + 31) // 32) // p["chunk"])) >= (C + 31) // 32
 
 
 @needs_amx
@@ -212,3 +216,29 @@ def test_the_switch_and_where_the_kernel_cannot_run(monkeypatch):
         buf = np.zeros(B.blocked_shape(1, 16, 2, 2, 0), np.float32)
         with pytest.raises(RuntimeError, match="AMX"):
             AMX.Conv(buf, 0, aw, buf.copy(), 0)
+
+
+@needs_amx
+@pytest.mark.parametrize("N, C, K, H, R", [(4, 300, 70, 7, 3), (6, 64, 90, 11, 1)])
+def test_every_partition_gives_the_same_bits(N, C, K, H, R):
+    """set_partition (the plan's tuner measures these): bands, images per item, output groups and
+    weight chunks change the time, never a bit; bad partitions are refused naming the argument."""
+    rng = np.random.default_rng(N * C)
+    x, aw, r64, res = _case(rng, N, C, K, H, H, R, R, (1, 1), (R // 2, R // 2), (1, 1), True)
+    xb, rb = _blocked(x, 1), _blocked(res, 1)
+    outs = []
+    for part in [(0, 0, 0, 0), (H, N, 0, 1), (H, N // 2, 4, 2), (H, 2, 0, 0), ((H + 1) // 2, 1, 0, 0), (1, 1, 4, 3)]:
+        yb = np.full(B.blocked_shape(*r64.shape, 1), np.nan, np.float32)
+        call = AMX.Conv(xb, 1, aw, yb, 1, rb, 1, 1)
+        call.set_partition(*part)
+        call(2)
+        p = call.partition
+        assert (not part[0] or p["band"] == part[0]) and (not part[1] or p["images"] == part[1])
+        outs.append(yb)
+    assert all(np.array_equal(o, outs[0]) for o in outs[1:])
+    _within(_nchw(outs[0], 1, K), _act64(r64 + res, 1), _magnitude(x, aw, res, (1, 1), (R // 2, R // 2), (1, 1)))
+    call = AMX.Conv(xb, 1, aw, np.zeros(B.blocked_shape(*r64.shape, 1), np.float32), 1)
+    for bad, word in [((H + 1, 0, 0, 0), "band"), ((H - 1, 2, 0, 0), "band"), ((0, N + 1, 0, 0), "images"),
+                      ((0, 0, 3, 0), "blocks"), ((-1, 0, 0, 0), "band")]:
+        with pytest.raises(ValueError, match=word):
+            call.set_partition(*bad)

@@ -103,6 +103,7 @@ class Program:
     def __init__(self, graph, layouts, halos, placed):
         self.graph, self.layouts = graph, layouts
         self.blocked = cpu.load("blocked")
+        self.amx = cpu.load("amx")
         self.layout = cpu.load("layout")
         self.view_of = {}       # value -> (storage, block offset or None)
         self.halo = dict(halos)
@@ -281,14 +282,18 @@ class Program:
             np.copyto(buf, np.asarray(y, dtype=np.float32).reshape(buf.shape))
 
     def dense_call(self, arena, n, image=None, tile=None):
-        """The kernel call of dense conv node n on the arena: its tile (kb, np, chunk, flat) the given one,
-        else the tuned one (n.attrs["tile"], set by tune.py), else the cost model's."""
+        """The kernel call of dense conv node n on the arena: its tile the given one, else the tuned
+        one (n.attrs["tile"], set by tune.py), else the cost model's. A tile is (kb, np, chunk, flat)
+        for the FMA kernel, the work partition (band, images, blocks, chunk) on AMX tiles."""
         vw = lambda v: self.view(arena, v, image)  # noqa: E731
         res, packed = n.attrs.get("res"), n.attrs["packed"]
         r, rh = (vw(res), self.halo[res]) if res is not None else (None, 0)
+        tile = tile or n.attrs.get("tile")
         if isinstance(packed, A.AmxWeights):
-            call = cpu.load("amx").Conv(vw(n.inputs[0]), self.halo[n.inputs[0]], packed, vw(n.out),
-                                        self.halo[n.out], r, rh, n.attrs["act"])
+            call = self.amx.Conv(vw(n.inputs[0]), self.halo[n.inputs[0]], packed, vw(n.out),
+                                 self.halo[n.out], r, rh, n.attrs["act"])
+            if tile:
+                call.set_partition(*tile)
             if "scale" in n.attrs:
                 call.scale_inputs(self._scale(arena, n, image))
             return call
@@ -297,7 +302,6 @@ class Program:
                                          self.halo[n.out], r, rh, n.attrs["act"])
         call = self.blocked.Conv(vw(n.inputs[0]), self.halo[n.inputs[0]], packed, vw(n.out), self.halo[n.out],
                                  r, rh, n.attrs["act"])
-        tile = tile or n.attrs.get("tile")
         if tile:
             call.set_tile(tile[0], tile[1], cbc=tile[2], flat=tile[3])
         if "scale" in n.attrs:          # a folded squeeze-and-excitation scale (lower.fold_scales)
@@ -314,12 +318,12 @@ class Program:
         return flat
 
     def tunable(self):
-        """[(node, image)]: the dense direct convolutions whose tile tune.py may choose, with the image
-        their calls run on (0 inside a segment, which runs image by image; None: the whole batch)."""
+        """[(node, image)]: the dense direct convolutions (FMA or AMX) whose tile tune.py may choose,
+        with the image their calls run on (0 inside a segment, which runs image by image; None: the
+        whole batch)."""
         seg = {t for a, b in self.segments for t in range(a, b)}
         return [(n, 0 if t in seg else None) for t, n in enumerate(self.graph.nodes)
-                if n.op == "conv" and n.attrs["kind"] == "dense"
-                and not isinstance(n.attrs["packed"], (B.WinogradWeights, A.AmxWeights))]
+                if n.op == "conv" and n.attrs["kind"] == "dense" and not isinstance(n.attrs["packed"], B.WinogradWeights)]
 
     def _bind_node(self, arena, n, image=None, sums=None):
         """Node n's step on the arena (on image `image` alone when given: a segment's): a callable

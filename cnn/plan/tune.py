@@ -4,7 +4,8 @@ thread count of the call; the fastest is kept on the node (n.attrs["tile"]) and 
 plan uses it.
 
 Candidates: the model's pick, the row tiles 4 x 7 and 2 x 14 and the flat 4 x 6 (a band's rows joined,
-no spilled accumulator), each with the model's chunk and an L1-sized one.
+no spilled accumulator), each with the model's chunk and an L1-sized one. On AMX tiles the tile is
+the work partition (amx_candidates): how many images an item takes, how its weights are chunked.
 
 Why: the cost model's constants fit the machine they were measured on and no other. Measured on two
 Intel Xeons, the tile that wins differs (4 x 7 on an Emerald Rapids host, 2 x 14 by 6-18% on the
@@ -25,6 +26,7 @@ import time
 import numpy as np
 
 from kernels import _threads
+from kernels import amx as A
 
 # tried beside the model's: the model's usual row tiles on Intel and AMD, and the flat 4 x 6 (rows
 # joined, no spill)
@@ -34,9 +36,39 @@ ROUNDS, MAX_ROUNDS, BUDGET_S = 3, 9, 0.02
 TIE = 0.97                         # a candidate replaces the model's tile only when this much faster
 
 
+def _partition(call):
+    p = call.partition
+    return (p["band"], p["images"], p["blocks"], p["chunk"])
+
+
+def amx_candidates(program, arena, n, image):
+    """{(band, images, blocks, chunk): call} of an AMX node, distinct as planned, the model's first:
+    whole planes with 2, 4 or all the images of the batch per item, each with the model's weight
+    chunks and with one chunk of every input channel. The model cannot weigh weights streamed once
+    per item against a converted input that outgrows L2 (measured on 2048->512 at 7x7, batch 8: 4
+    images per item 1.35x faster than its pick of 1). Nothing is tried at batch 1: there the choice
+    is between bands and output groups, which a layer timed alone (its weights in the caches from
+    the previous call) judges wrongly for the network (where they come from memory): tuned so,
+    ResNet-50 ran 5% slower."""
+    model = program.dense_call(arena, n, image, tile=(0, 0, 0, 0))
+    _threads.run(model)
+    out = {_partition(model): model}
+    N, _, P, _ = program.graph.shapes[n.out]
+    N = 1 if image is not None else N
+    groups = (n.attrs["packed"].C + 31) // 32
+    tries = [(P, k, 0, c) for k in sorted({2, 4, N}) if 1 < k <= N and -(-N // -(-N // k)) == k for c in (0, groups)]
+    for t in tries:
+        call = program.dense_call(arena, n, image, tile=t)
+        _threads.run(call)
+        out.setdefault(_partition(call), call)
+    return out
+
+
 def candidates(program, arena, n, image):
-    """{(kb, np, chunk, flat): call} of node n, distinct as planned (np is capped at the row, chunks
-    at the input blocks), the model's own first."""
+    """{tile: call} of node n, distinct as planned, the model's own first: (kb, np, chunk, flat) of the
+    FMA kernel (np is capped at the row, chunks at the input blocks), or an AMX node's partitions."""
+    if isinstance(n.attrs["packed"], A.AmxWeights):
+        return amx_candidates(program, arena, n, image)
     model = program.dense_call(arena, n, image, tile=(0, 0, 0, False))
     _threads.run(model)
     out = {(*model.tile, model.chunk, model.flat): model}

@@ -47,8 +47,20 @@
 
 #define BAMX_TAPS 64          /* most taps (R x S) of a kernel the tiles take */
 #define BAMX_STRIDE 4         /* largest stride (phases per axis) */
-#define BAMX_SCRATCH (768 * 1024)   /* converted input of an item: beside its weights in a 2 MB L2 */
+#ifndef BAMX_L2
+#define BAMX_L2 (1536 * 1024)
+#endif /* an item's converted input, partial sums and two weight chunks: in a 2 MB L2 */
+#ifndef BAMX_CHUNK
+#define BAMX_CHUNK (512 * 1024)     /* weights of one chunk (4 output blocks x some input groups) */
+#endif
+#ifndef BAMX_INPUT
+#define BAMX_INPUT (768 * 1024)
+#endif
 #define BAMX_PIX 64           /* bf16 per pixel and 32 channels: 32 hi, then 32 lo */
+#ifndef BAMX_PF
+#define BAMX_PF 1
+#endif
+#define BAMX_CYC_BYTE 0.2     /* cycles per weight byte streamed from L3 or memory into one core */
 
 typedef struct {
     /* element strides (floats): x (n, block, row), y and res (n, block, row) */
@@ -63,18 +75,33 @@ typedef struct {
     ptrdiff_t pha[BAMX_STRIDE * BAMX_STRIDE], phc[BAMX_STRIDE * BAMX_STRIDE];
     int tph[BAMX_TAPS];                   /* each tap's phase */
     ptrdiff_t tpx[BAMX_TAPS];             /* ... and its offset in that phase, in pixels */
-    /* the plan */
-    ptrdiff_t band, nband, kt, ngrp, items;
+    /* the plan: items are (group of nimg images, group of kt output blocks, band of rows); within one,
+       the weights pass in chunks of up to 4 output blocks x ncc input groups */
+    ptrdiff_t band, nband, kt, ngrp, nimg, nig, ncc, items;
+    ptrdiff_t want_band, want_kt, want_nimg, want_ncc;   /* fixed by the caller (0: the model's choice) */
 } bamx;
 
 B_INLINE ptrdiff_t bamx_rows(const bamx *g, ptrdiff_t band) { return band + g->reach; }
-/* pixels of one phase of an item's scratch: its rows, and a tail that the last tile may read */
-B_INLINE ptrdiff_t bamx_pstride(const bamx *g, ptrdiff_t band) { return bamx_rows(g, band) * g->wp + g->wp + 16; }
-B_INLINE size_t bamx_scratch_bytes(const bamx *g, ptrdiff_t band)
+/* pixels of one image in a phase of the scratch (several images follow one another) */
+B_INLINE ptrdiff_t bamx_ppi(const bamx *g, ptrdiff_t band) { return bamx_rows(g, band) * g->wp; }
+/* pixels of one (input group, phase) of the scratch: its images, and a tail the last tile may read */
+B_INLINE ptrdiff_t bamx_region(const bamx *g, ptrdiff_t band, ptrdiff_t nimg)
 {
-    return (size_t)g->C2 * g->nph * bamx_pstride(g, band) * BAMX_PIX * sizeof(uint16_t);
+    return nimg * bamx_ppi(g, band) + g->wp + 16;
 }
-B_INLINE ptrdiff_t bamx_tiles(const bamx *g, ptrdiff_t band) { return b_cdiv((band - 1) * g->wp + g->Q, 16); }
+B_INLINE ptrdiff_t bamx_tiles(const bamx *g, ptrdiff_t band, ptrdiff_t nimg)
+{
+    return b_cdiv((nimg - 1) * bamx_ppi(g, band) + (band - 1) * g->wp + g->Q, 16);
+}
+B_INLINE size_t bamx_input_bytes(const bamx *g, ptrdiff_t band, ptrdiff_t nimg)
+{
+    return (size_t)g->C2 * g->nph * bamx_region(g, band, nimg) * BAMX_PIX * sizeof(uint16_t);
+}
+/* the partial sums of every tile between input chunks (none when one chunk takes every group) */
+B_INLINE size_t bamx_partial_bytes(const bamx *g, ptrdiff_t band, ptrdiff_t nimg, ptrdiff_t ncc)
+{
+    return ncc < g->C2 ? (size_t)bamx_tiles(g, band, nimg) * 4 * 256 * sizeof(float) : 0;
+}
 
 /* The taps' phases and offsets; 0 when the geometry is past what the tiles take (the caller then
    keeps bconv). */
@@ -98,31 +125,55 @@ static int bamx_geometry(bamx *g)
     return 1;
 }
 
-/* Choose the bands of rows and the groups of output blocks that minimise the busiest thread's
-   work: its items' TDPs (16 cycles each, 3 per 16 x 16 x 32 block of products, a tile's input
-   loads about a sixth of that), their input conversion (about 8 cycles a pixel per 32 channels)
-   and a fixed cost per item; a band's scratch must fit BAMX_SCRATCH unless it is one row. Groups are
-   whole multiples of 4 blocks (the accumulator tiles) or all the blocks. */
+/* Choose the work items that minimise the busiest thread's cycles under OpenMP's static schedule.
+   An item costs its TDPs (16 cycles each, 3 per 16 x 16 x 32 block of products, plus a sixth of
+   that for the input tiles' loads), or the streaming of its weights from L3 or memory (read once
+   per item: a chunk stays in L2 while every tile of the item uses it), whichever is more, plus its
+   input conversion (about 8 cycles a pixel per 32 channels) and a fixed cost. More images per item
+   (whole planes only) read the weights once for all of them, and fill the tiles across the images
+   (a 7x7 plane alone wastes a quarter of its 4 tiles); more groups of output blocks or bands give
+   threads work. An item's converted input must fit BAMX_INPUT (unless it is one row of one image),
+   and its weight chunks are sized so that two (the one in use and the next, prefetched) fit BAMX_L2
+   beside the input and the partial sums; each chunk boundary costs a store and a load of the
+   accumulators. */
 static void bamx_plan(bamx *g, int nthreads)
 {
     double best = -1;
-    const ptrdiff_t Kt = g->Kb;
-    for (ptrdiff_t kt = 4; ; kt += 4) {
+    const ptrdiff_t Kt = g->Kb, wbytes_kt = g->C2 * g->taps * 2048, group_bytes = 4 * g->taps * 2048;
+    for (ptrdiff_t kt = 4; kt < Kt + 4; kt += 4) {
         const ptrdiff_t nkt = kt < Kt ? kt : Kt, ngrp = b_cdiv(Kt, nkt);
-        for (ptrdiff_t nb = 1; nb <= g->P; nb++) {
-            const ptrdiff_t band = b_cdiv(g->P, nb), nband = b_cdiv(g->P, band);
-            if (nband != nb) continue;
-            if (band > 1 && bamx_scratch_bytes(g, band) > BAMX_SCRATCH) continue;
-            const ptrdiff_t items = g->N * ngrp * nband;
-            const double tdp = (double)bamx_tiles(g, band) * nkt * g->C2 * g->taps * (3 * 16 + 3);
-            const double conv = 8.0 * g->C2 * g->nph * bamx_rows(g, band) * g->wp;
-            const double cost = (double)b_cdiv(items, nthreads) * (tdp + conv + 2000.0);
-            if (best < 0 || cost < best) {
-                best = cost;
-                g->band = band, g->nband = nband, g->kt = nkt, g->ngrp = ngrp, g->items = items;
+        if (g->want_kt && nkt != (g->want_kt < Kt ? g->want_kt : Kt)) continue;
+        for (ptrdiff_t nimg = 1; nimg <= g->N; nimg++) {
+            const ptrdiff_t nig = b_cdiv(g->N, nimg);
+            if (b_cdiv(g->N, nig) != nimg || (g->want_nimg && nimg != g->want_nimg)) continue;
+            for (ptrdiff_t nb = 1; nb <= (nimg > 1 ? 1 : g->P); nb++) {
+                const ptrdiff_t band = b_cdiv(g->P, nb), nband = b_cdiv(g->P, band);
+                if (nband != nb || (g->want_band && band != g->want_band)) continue;
+                const size_t in = bamx_input_bytes(g, band, nimg);
+                if (!g->want_band && (band > 1 || nimg > 1) && in > BAMX_INPUT) continue;
+                /* the weight chunks: as many input groups as leave room for two beside the input and
+                   the partial sums (equal chunks; at least one group) */
+                const size_t room = BAMX_L2 - (in + bamx_partial_bytes(g, band, nimg, 1) < BAMX_L2 ?
+                                               in + bamx_partial_bytes(g, band, nimg, 1) : BAMX_L2);
+                ptrdiff_t ncc = (ptrdiff_t)(room / 2 / group_bytes);
+                if (ncc > BAMX_CHUNK / group_bytes) ncc = BAMX_CHUNK / group_bytes;
+                if (ncc < 1) ncc = 1;
+                if (ncc >= g->C2) ncc = g->C2;
+                if (g->want_ncc) ncc = g->want_ncc < g->C2 ? g->want_ncc : g->C2;
+                ncc = b_cdiv(g->C2, b_cdiv(g->C2, ncc));
+                const ptrdiff_t items = nig * ngrp * nband, tiles = bamx_tiles(g, band, nimg);
+                double tdp = (double)tiles * nkt * g->C2 * g->taps * (3 * 16 + 3);
+                if (ncc < g->C2) tdp += (double)tiles * nkt * b_cdiv(g->C2, ncc) * 2 * 32;  /* partial sums */
+                const double mem = BAMX_CYC_BYTE * (double)nkt * wbytes_kt;
+                const double conv = 8.0 * g->C2 * g->nph * bamx_rows(g, band) * g->wp * nimg;
+                const double cost = (double)b_cdiv(items, nthreads) * ((tdp > mem ? tdp : mem) + conv + 2000.0);
+                if (best < 0 || cost < best) {
+                    best = cost;
+                    g->band = band, g->nband = nband, g->kt = nkt, g->ngrp = ngrp, g->nimg = nimg, g->nig = nig;
+                    g->ncc = ncc, g->items = items;
+                }
             }
         }
-        if (kt >= Kt) break;
     }
 }
 
@@ -180,14 +231,14 @@ B_INLINE int bamx_split(__m512 a, __m512 b, uint16_t *dst)
     return (int)(_mm512_fpclass_ps_mask(ha, 0x18) | _mm512_fpclass_ps_mask(hb, 0x18));
 }
 
-/* Convert the input of output rows [p0, p0 + band) of image xi into the scratch: for every 32-channel
-   group and phase, the phase's rows x wp pixels (zeros outside the input), then a zeroed tail; each
+/* Convert the input of output rows [p0, p0 + band) of image xi into image slot `img` of the scratch:
+   for every 32-channel group and phase, the phase's rows x wp pixels (zeros outside the input); each
    channel times si[c] when si is given (a squeeze-and-excitation scale folded into this conversion).
-   -> nonzero when some input is infinite. */
+   The tail after the last slot is zeroed by the caller. -> nonzero when some input is infinite. */
 static int bamx_convert(const bamx *g, const float *xi, const float *si, ptrdiff_t p0, ptrdiff_t band,
-                        uint16_t *sc)
+                        uint16_t *sc, ptrdiff_t region, ptrdiff_t img)
 {
-    const ptrdiff_t rows = bamx_rows(g, band), ps = bamx_pstride(g, band);
+    const ptrdiff_t rows = bamx_rows(g, band);
     int inf = 0;
     for (ptrdiff_t c2 = 0; c2 < g->C2; c2++) {
         const float *xa = xi + 2 * c2 * g->xc;
@@ -196,11 +247,12 @@ static int bamx_convert(const bamx *g, const float *xi, const float *si, ptrdiff
         const __m512 sa = si ? _mm512_loadu_ps(si + 2 * c2 * BL) : one;
         const __m512 sb = si && xb ? _mm512_loadu_ps(si + (2 * c2 + 1) * BL) : one;
         for (int ph = 0; ph < g->nph; ph++) {
-            uint16_t *dst = sc + (c2 * g->nph + ph) * ps * BAMX_PIX;
+            uint16_t *dst = sc + ((c2 * g->nph + ph) * region + img * rows * g->wp) * BAMX_PIX;
             const ptrdiff_t a = g->pha[ph], c = g->phc[ph];
             /* the phase's columns j hold input column j sw + c - pl: [j0, j1) inside the input */
             ptrdiff_t j0 = b_cdiv(g->pl - c > 0 ? g->pl - c : 0, g->sw), j1 = b_cdiv(g->W + g->pl - c, g->sw);
             if (j1 > g->wp) j1 = g->wp;
+            if (j1 < 0) j1 = 0;
             if (j0 > j1) j0 = j1;
             for (ptrdiff_t i = 0; i < rows; i++, dst += g->wp * BAMX_PIX) {
                 const ptrdiff_t ih = (p0 + i) * g->sh - g->pt + a;   /* phase row i: band row i sh + a */
@@ -220,10 +272,29 @@ static int bamx_convert(const bamx *g, const float *xi, const float *si, ptrdiff
                 }
                 memset(dst + j1 * BAMX_PIX, 0, (size_t)(g->wp - j1) * BAMX_PIX * sizeof(uint16_t));
             }
-            memset(dst, 0, (size_t)(ps - rows * g->wp) * BAMX_PIX * sizeof(uint16_t));
         }
     }
     return inf;
+}
+
+/* Prefetching the next weight chunk into L2 while the current one is in use: its ns streams (one
+   per output block, each `len` bytes) are walked line by line, `step` lines at each (group, tap)
+   step of the current chunk's tiles, so the chunk arrives spread over the time it takes to use
+   the current one (on small planes a chunk is used by a few tiles only and would otherwise wait on
+   memory: measured ~2x on ResNet's 7x7 layers at batch 1). */
+typedef struct {
+    const char *p[4];
+    ptrdiff_t len, at, step;
+    int ns, s;
+} bamx_pf;
+
+B_INLINE void bamx_pf_step(bamx_pf *f)
+{
+    for (ptrdiff_t l = 0; l < f->step && f->s < f->ns; l++) {
+        _mm_prefetch(f->p[f->s] + f->at, _MM_HINT_T1);
+        f->at += 64;
+        if (f->at >= f->len) f->at = 0, f->s++;
+    }
 }
 
 /* One weight tile pair into accumulator T: hi*hi, hi*lo, lo*hi. */
@@ -236,21 +307,31 @@ static int bamx_convert(const bamx *g, const float *xi, const float *si, ptrdiff
         _tile_dpbf16ps(T, 5, 6);                                                           \
     } while (0)
 
-/* The products of 16 outputs (from a0) x NT blocks of 16 output channels (weights from w0, wks
-   apart) over every 32-channel group and tap, into tb (NT x 16 x 16 floats). */
+/* The products of 16 outputs (input from a0, groups gs apart) x NT blocks of 16 output channels
+   (weights from w0, wks apart) over ncc 32-channel groups and every tap, added to the partial sums
+   cin (NULL: from zero), stored to cout (NT x 16 x 16 floats). */
 #define BAMX_RUN(NT)                                                                                   \
     static void bamx_run##NT(const bamx *g, const uint16_t *a0, ptrdiff_t gs, const ptrdiff_t *toff,   \
-                             const uint16_t *w0, ptrdiff_t wks, float *tb)                             \
+                             ptrdiff_t ncc, const uint16_t *w0, ptrdiff_t wks, const float *cin,       \
+                             float *cout, bamx_pf *pf)                                                 \
     {                                                                                                  \
-        _tile_zero(0);                                                                                 \
-        if (NT > 1) _tile_zero(1);                                                                     \
-        if (NT > 2) _tile_zero(2);                                                                     \
-        if (NT > 3) _tile_zero(3);                                                                     \
+        if (cin) {                                                                                     \
+            _tile_loadd(0, cin, 64);                                                                   \
+            if (NT > 1) _tile_loadd(1, cin + 256, 64);                                                 \
+            if (NT > 2) _tile_loadd(2, cin + 512, 64);                                                 \
+            if (NT > 3) _tile_loadd(3, cin + 768, 64);                                                 \
+        } else {                                                                                       \
+            _tile_zero(0);                                                                             \
+            if (NT > 1) _tile_zero(1);                                                                 \
+            if (NT > 2) _tile_zero(2);                                                                 \
+            if (NT > 3) _tile_zero(3);                                                                 \
+        }                                                                                              \
         const uint16_t *wt = w0;                                                                       \
-        for (ptrdiff_t c2 = 0; c2 < g->C2; c2++) {                                                     \
+        for (ptrdiff_t c2 = 0; c2 < ncc; c2++) {                                                       \
             const uint16_t *ac = a0 + c2 * gs;                                                         \
             for (ptrdiff_t t = 0; t < g->taps; t++, wt += 1024) {                                      \
                 const uint16_t *a = ac + toff[t];                                                      \
+                bamx_pf_step(pf);                                                                      \
                 _tile_loadd(4, a, 2 * BAMX_PIX);                                                       \
                 _tile_loadd(5, a + 32, 2 * BAMX_PIX);                                                  \
                 BAMX_MUL(0, wt);                                                                       \
@@ -259,10 +340,10 @@ static int bamx_convert(const bamx *g, const float *xi, const float *si, ptrdiff
                 if (NT > 3) BAMX_MUL(3, wt + 3 * wks);                                                 \
             }                                                                                          \
         }                                                                                              \
-        _tile_stored(0, tb, 64);                                                                       \
-        if (NT > 1) _tile_stored(1, tb + 256, 64);                                                     \
-        if (NT > 2) _tile_stored(2, tb + 512, 64);                                                     \
-        if (NT > 3) _tile_stored(3, tb + 768, 64);                                                     \
+        _tile_stored(0, cout, 64);                                                                     \
+        if (NT > 1) _tile_stored(1, cout + 256, 64);                                                   \
+        if (NT > 2) _tile_stored(2, cout + 512, 64);                                                   \
+        if (NT > 3) _tile_stored(3, cout + 768, 64);                                                   \
     }
 BAMX_RUN(1)
 BAMX_RUN(2)
@@ -298,51 +379,89 @@ static void bamx_store(const float *tb, int nt, const ptrdiff_t *yo, const ptrdi
     }
 }
 
-/* Work item `item` (image, group, band; the band fastest, so a thread's consecutive items share their
-   weights). x, y, res at their interior origins; w the AmxWeights tiles; s NULL or the (N, Cb*16)
-   scales of the input channels. -> 0, 1 when an input is infinite (y is then incomplete: the caller
-   reruns the layer), -1 when the scratch could not be allocated (nothing written). */
+/* The prefetch of chunk (kc, cc)'s weights (none past the item's last chunk), spread over `steps`. */
+static bamx_pf bamx_pf_chunk(const bamx *g, const uint16_t *w, ptrdiff_t kc, ptrdiff_t cc, ptrdiff_t k1,
+                             ptrdiff_t steps)
+{
+    bamx_pf f;
+    memset(&f, 0, sizeof f);
+    if (kc >= k1) return f;
+    const ptrdiff_t wks = g->C2 * g->taps * 1024, ncc = cc + g->ncc < g->C2 ? g->ncc : g->C2 - cc;
+    f.ns = (int)(k1 - kc < 4 ? k1 - kc : 4);
+    for (int j = 0; j < f.ns; j++) f.p[j] = (const char *)(w + (kc + j) * wks + cc * g->taps * 1024);
+    f.len = ncc * g->taps * 2048;
+    f.step = BAMX_PF ? b_cdiv(f.ns * f.len / 64, steps > 0 ? steps : 1) : 0;
+    return f;
+}
+
+/* Work item `item` (image group, output-block group, band; the band fastest, so a thread's
+   consecutive items share their weights): convert the input of its images' rows, then for each
+   chunk of weights (4 output blocks x ncc input groups, the next one prefetched meanwhile) every
+   tile, the partial sums kept in the scratch between input chunks, the epilogue after the last.
+   x, y, res at their interior origins; w the AmxWeights tiles; s NULL or the (N, Cb*16) scales of
+   the input channels. -> 0, 1 when an input is infinite (y is then incomplete: the caller reruns
+   the layer), -1 when the scratch could not be allocated (nothing written). */
 static int bamx_item(const bamx *g, const float *x, const float *s, const uint16_t *w, const float *bias,
                      const float *res, float *y, ptrdiff_t item)
 {
-    const ptrdiff_t band_i = item % g->nband, grp = (item / g->nband) % g->ngrp, n = item / (g->nband * g->ngrp);
+    const ptrdiff_t band_i = item % g->nband, grp = (item / g->nband) % g->ngrp, ig = item / (g->nband * g->ngrp);
     const ptrdiff_t p0 = band_i * g->band, p1 = p0 + g->band < g->P ? p0 + g->band : g->P, band = p1 - p0;
+    const ptrdiff_t n0 = ig * g->nimg, nimg = n0 + g->nimg < g->N ? g->nimg : g->N - n0;
     const ptrdiff_t k0 = grp * g->kt, k1 = k0 + g->kt < g->Kb ? k0 + g->kt : g->Kb;
-    uint16_t *sc = (uint16_t *)b_scratch(bamx_scratch_bytes(g, band));
+    const ptrdiff_t region = bamx_region(g, band, g->nimg), ppi = bamx_ppi(g, band), rows = bamx_rows(g, band);
+    const size_t inb = bamx_input_bytes(g, band, g->nimg);
+    uint16_t *sc = (uint16_t *)b_scratch(inb + bamx_partial_bytes(g, band, g->nimg, g->ncc));
     if (!sc) return -1;
-    if (bamx_convert(g, x + n * g->xn, s ? s + n * g->Cb * BL : NULL, p0, band, sc)) return 1;
-    const ptrdiff_t ps = bamx_pstride(g, band), gs = g->nph * ps * BAMX_PIX, wks = g->C2 * g->taps * 1024;
+    float *part = (float *)((char *)sc + inb);
+    for (ptrdiff_t i = 0; i < nimg; i++)
+        if (bamx_convert(g, x + (n0 + i) * g->xn, s ? s + (n0 + i) * g->Cb * BL : NULL, p0, band, sc, region, i))
+            return 1;
+    for (ptrdiff_t r = 0; r < g->C2 * g->nph; r++)           /* the tails: what the last tile reads past */
+        memset(sc + (r * region + nimg * ppi) * BAMX_PIX, 0, (size_t)(region - nimg * ppi) * BAMX_PIX * 2);
+    const ptrdiff_t gs = g->nph * region * BAMX_PIX, wks = g->C2 * g->taps * 1024;
     ptrdiff_t toff[BAMX_TAPS];
-    for (ptrdiff_t t = 0; t < g->taps; t++) toff[t] = (g->tph[t] * ps + g->tpx[t]) * BAMX_PIX;
+    for (ptrdiff_t t = 0; t < g->taps; t++) toff[t] = (g->tph[t] * region + g->tpx[t]) * BAMX_PIX;
     float tb[4 * 256] __attribute__((aligned(64)));
-    float *yi = y + n * g->yn + p0 * g->yr;
-    const float *ri = res ? res + n * g->rn + p0 * g->rr : NULL;
-    const ptrdiff_t tiles = bamx_tiles(g, band);
+    float *yi = y + n0 * g->yn + p0 * g->yr;
+    const float *ri = res ? res + n0 * g->rn + p0 * g->rr : NULL;
+    const ptrdiff_t tiles = b_cdiv((nimg - 1) * ppi + (band - 1) * g->wp + g->Q, 16);
     bamx_config();
     for (ptrdiff_t kc = k0; kc < k1; kc += 4) {
         const int nt = (int)(k1 - kc < 4 ? k1 - kc : 4);
-        const uint16_t *wk = w + kc * wks;
-        for (ptrdiff_t t = 0; t < tiles; t++) {
-            const ptrdiff_t f0 = t * 16;
-            switch (nt) {
-            case 1: bamx_run1(g, sc + f0 * BAMX_PIX, gs, toff, wk, wks, tb); break;
-            case 2: bamx_run2(g, sc + f0 * BAMX_PIX, gs, toff, wk, wks, tb); break;
-            case 3: bamx_run3(g, sc + f0 * BAMX_PIX, gs, toff, wk, wks, tb); break;
-            default: bamx_run4(g, sc + f0 * BAMX_PIX, gs, toff, wk, wks, tb); break;
+        for (ptrdiff_t cc = 0; cc < g->C2; cc += g->ncc) {
+            const ptrdiff_t ncc = cc + g->ncc < g->C2 ? g->ncc : g->C2 - cc;
+            const int first = cc == 0, last = cc + ncc == g->C2;
+            const uint16_t *wk = w + kc * wks + cc * g->taps * 1024;
+            bamx_pf pf = last ? bamx_pf_chunk(g, w, kc + 4, 0, k1, tiles * ncc * g->taps)
+                              : bamx_pf_chunk(g, w, kc, cc + g->ncc, k1, tiles * ncc * g->taps);
+            ptrdiff_t fi = 0, fu = 0, fq = 0;      /* image, row and column of the tile's first output */
+            for (ptrdiff_t t = 0; t < tiles; t++) {
+                const uint16_t *a0 = sc + cc * gs + t * 16 * BAMX_PIX;
+                const float *cin = first ? NULL : part + t * 1024;
+                float *cout = last ? tb : part + t * 1024;
+                switch (nt) {
+                case 1: bamx_run1(g, a0, gs, toff, ncc, wk, wks, cin, cout, &pf); break;
+                case 2: bamx_run2(g, a0, gs, toff, ncc, wk, wks, cin, cout, &pf); break;
+                case 3: bamx_run3(g, a0, gs, toff, ncc, wk, wks, cin, cout, &pf); break;
+                default: bamx_run4(g, a0, gs, toff, ncc, wk, wks, cin, cout, &pf); break;
+                }
+                if (!last) continue;
+                ptrdiff_t yo[16], ro[16];
+                for (int m = 0; m < 16; m++) {
+                    const int ok = fi < nimg && fu < band && fq < g->Q;
+                    yo[m] = ok ? fi * g->yn + fu * g->yr + fq * BL : -1;
+                    ro[m] = ok ? fi * g->rn + fu * g->rr + fq * BL : 0;
+                    if (++fq == g->wp && (fq = 0, ++fu == rows)) fu = 0, fi++;
+                }
+                bamx_store(tb, nt, yo, ro, yi + kc * g->yc, g->yc, ri ? ri + kc * g->rc : NULL, g->rc,
+                           bias + kc * BL, g->act);
             }
-            ptrdiff_t yo[16], ro[16];
-            for (int m = 0; m < 16; m++) {
-                const ptrdiff_t f = f0 + m, u = f / g->wp, q = f % g->wp;
-                const int ok = q < g->Q && u < band;
-                yo[m] = ok ? u * g->yr + q * BL : -1;
-                ro[m] = ok ? u * g->rr + q * BL : 0;
-            }
-            bamx_store(tb, nt, yo, ro, yi + kc * g->yc, g->yc, ri ? ri + kc * g->rc : NULL, g->rc, bias + kc * BL,
-                       g->act);
         }
     }
     _tile_release();
-    for (ptrdiff_t k = k0; k < k1; k++) b_frame_rows(y + n * g->yn + k * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
+    for (ptrdiff_t i = n0; i < n0 + nimg; i++)
+        for (ptrdiff_t k = k0; k < k1; k++)
+            b_frame_rows(y + i * g->yn + k * g->yc, g->yr, g->Q, g->yh, p0, p1, g->P);
     return 0;
 }
 

@@ -16,7 +16,8 @@ cdef extern from "amx.h" nogil:
         Py_ssize_t N, Cb, Kb, H, W, P, Q, R, S, sh, sw, dh, dw, pt, pl
         Py_ssize_t yh
         int act
-        Py_ssize_t band, nband, kt, ngrp, items
+        Py_ssize_t band, nband, kt, ngrp, nimg, nig, ncc, items
+        Py_ssize_t want_band, want_kt, want_nimg, want_ncc
     int bamx_built()
     int bamx_usable()
     int bamx_geometry(bamx *g)
@@ -91,6 +92,7 @@ cdef class Conv:
             self.rp = &r5[0, 0, r_halo, r_halo, 0]
         g.act, g.yh = act, y_halo
         g.items = 0
+        g.want_band = g.want_kt = g.want_nimg = g.want_ncc = 0
         self.xp = &x5[0, 0, x_halo, x_halo, 0]
         self.sp = NULL
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
@@ -98,10 +100,36 @@ cdef class Conv:
         self.planned = 0
         self.keep = (x, aw, y, res)
 
+    def set_partition(self, Py_ssize_t band=0, Py_ssize_t images=0, Py_ssize_t blocks=0, Py_ssize_t chunk=0):
+        """Fix parts of the work partition instead of the model's choice (0: the model's): rows per
+        band, images per item (whole planes only), output blocks per group (a multiple of 4, or all)
+        and input groups of 32 channels per weight chunk. Results are the same bits for every
+        partition (each output's reduction order does not depend on it). For measuring the model."""
+        g = &self.g
+        if band < 0 or images < 0 or blocks < 0 or chunk < 0:
+            raise ValueError(f"band, images, blocks and chunk must be >= 0, got {band}, {images}, {blocks}, {chunk}")
+        if band > g.P or (band and images > 1 and band != g.P):
+            raise ValueError(f"band must be at most the {g.P} rows, and all of them with several images, got {band}")
+        # equal splits, in C's (truncating) integer division: ceil(n / ceil(n / k)) == k
+        if images > g.N or (images and (g.N + (g.N + images - 1) // images - 1) // ((g.N + images - 1) // images) != images):
+            raise ValueError(f"images must divide the batch of {g.N} into equal groups, got {images}")
+        if blocks and blocks % 4 and blocks < g.Kb:
+            raise ValueError(f"blocks must be a multiple of 4 or all {g.Kb}, got {blocks}")
+        if band and (g.P + (g.P + band - 1) // band - 1) // ((g.P + band - 1) // band) != band:
+            raise ValueError(f"band must split the {g.P} rows into equal bands, got {band}")
+        g.want_band, g.want_nimg, g.want_kt, g.want_ncc = band, images, blocks, chunk
+        self.planned = 0
+
     @property
     def partition(self):
-        """(band rows, bands, output blocks per group, groups) planned for the last call; None before."""
-        return (self.g.band, self.g.nband, self.g.kt, self.g.ngrp) if self.planned else None
+        """{"band": rows per item, "bands", "blocks": output blocks per group, "groups", "images": per
+        item, "image_groups", "chunk": input groups of 32 channels per weight chunk} planned for the
+        last call; None before."""
+        if not self.planned:
+            return None
+        g = self.g
+        return {"band": g.band, "bands": g.nband, "blocks": g.kt, "groups": g.ngrp, "images": g.nimg,
+                "image_groups": g.nig, "chunk": g.ncc}
 
     def __call__(self, int nthreads=1):
         cdef bamx g

@@ -36,9 +36,27 @@ def available():
     return _usable()
 
 
-def takes(R, S, sh, sw):
-    """Whether the AMX kernel takes a kernel of R x S taps at stride (sh, sw)."""
+STAGE_MAX = 1024    # amx.h BAMX_STAGE: the most channels of a stem's im2col row
+# A stem (NCHW input, few channels) runs on the tiles only with at least this many multiply-adds per
+# output pixel (K x C x R x S): below, building each pixel's im2col row costs more than the FMAs it
+# saves. Measured alone, 2 threads, FMA / AMX time: MobileNets' 3x3/2 to 32 channels (864) 0.67-0.70,
+# LeNet's 5x5 to 6 (150) 0.81; VGG's 3x3 to 64 (1728) 1.18, ResNet's 7x7/2 to 64 (9408) 1.58,
+# AlexNet's 11x11/4 to 96 (34848) 1.70.
+STEM_MIN_MACS = 1200
+
+
+def takes(R, S, sh, sw, C=None, nchw_input=False):
+    """Whether the AMX kernel takes a kernel of R x S taps at stride (sh, sw); for a stem reading
+    NCHW (`nchw_input`, C channels), whether its im2col rows fit: S <= 16 and C R S <= 1024."""
+    if nchw_input:
+        return S <= 16 and -(-C * R * S // PAIR) * PAIR <= STAGE_MAX and sh >= 1 and sw >= 1
     return R * S <= TAPS_MAX and 1 <= sh <= STRIDE_MAX and 1 <= sw <= STRIDE_MAX
+
+
+def faster(K, C, R, S, nchw_input=False):
+    """Whether the tiles beat the FMA kernels on a layer the kernel takes: always on blocked input
+    (1.4-3.5x on the zoo's layers), on a stem from STEM_MIN_MACS multiply-adds per pixel."""
+    return not nchw_input or K * C * R * S >= STEM_MIN_MACS
 
 
 def bf16_split(a):
@@ -65,21 +83,26 @@ class AmxWeights:
     part (0 hi, 1 lo) of weight[kt*16 + o, c2*32 + 2*i + e, r, s] (zero past K or C): per 16 output
     channels, 32 input channels and tap, the 16 x 32 tile TDPBF16PS multiplies by a 16-pixel x
     32-channel input tile. `exact` holds the float32 ConvWeights of the same layer (the definition, and
-    the kernel's fallback for an infinite input); the bias is its padded one."""
+    the kernel's fallback for an infinite input); the bias is its padded one. `nchw_input`: a stem on
+    a zero-padded NCHW input, whose reduction runs over C x R x S (c, r, s) as one 1x1 tap: w is then
+    packed from weight.reshape(K, C R S, 1, 1)."""
 
-    def __init__(self, weight, bias, stride, padding, dilation):
+    def __init__(self, weight, bias, stride, padding, dilation, nchw_input=False):
         K, C, R, S = weight.shape
-        if not takes(R, S, *stride):
-            raise ValueError(f"the AMX kernel takes at most {TAPS_MAX} taps and strides up to {STRIDE_MAX}, "
-                             f"got {R}x{S} at stride {tuple(stride)}")
+        if not takes(R, S, *stride, C=C, nchw_input=nchw_input):
+            raise ValueError(f"the AMX kernel takes at most {TAPS_MAX} taps and strides up to {STRIDE_MAX} "
+                             f"(a stem on NCHW input: S <= 16 and C R S <= {STAGE_MAX}), got {C} channels "
+                             f"{R}x{S} at stride {tuple(stride)}")
         w32 = np.asarray(weight, dtype=np.float32)
         if not np.isfinite(w32).all() or np.abs(w32).max(initial=0) >= 3.38e38:
             raise ValueError("weight must be finite and within bfloat16's range for the AMX kernel")
         self.exact = B.ConvWeights(w32, None if bias is None else np.asarray(bias, dtype=np.float32),
-                                   stride, padding, dilation)
-        for name in ("K", "C", "R", "S", "sh", "sw", "pt", "pl", "dh", "dw"):
+                                   stride, padding, dilation, nchw_input=nchw_input)
+        for name in ("K", "C", "R", "S", "sh", "sw", "pt", "pl", "dh", "dw", "nchw_input"):
             setattr(self, name, getattr(self.exact, name))
         self.bias = self.exact.bias
+        if nchw_input:              # a stem: its im2col rows (c, r, s) are the reduction, one 1x1 tap
+            w32, C, R, S = w32.reshape(K, C * R * S, 1, 1), C * R * S, 1, 1
         Kt, C2 = B.blocks(K), -(-C // PAIR)
         wp = np.zeros((Kt * B.BLOCK, C2 * PAIR, R, S), dtype=np.float32)
         wp[:K, :C] = w32

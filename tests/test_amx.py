@@ -242,3 +242,45 @@ def test_every_partition_gives_the_same_bits(N, C, K, H, R):
                       ((0, 0, 3, 0), "blocks"), ((-1, 0, 0, 0), "band")]:
         with pytest.raises(ValueError, match=word):
             call.set_partition(*bad)
+
+
+@needs_amx
+@settings(max_examples=40, deadline=None)
+@given(N=st.integers(1, 2), C=st.integers(1, 6), K=st.integers(1, 70), H=st.integers(7, 30),
+       R=st.sampled_from([3, 5, 7, 11]), stride=st.integers(1, 4), dil=st.integers(1, 2), act=st.integers(0, 2),
+       seed=st.integers(0, 2**16))
+def test_amx_stem_reads_nchw(N, C, K, H, R, stride, dil, act, seed):
+    """A stem on zero-padded NCHW input: its im2col rows (c, r, s) are the reduction of one 1x1 tap
+    (AlexNet's 11x11/4, ResNet's 7x7/2, the 3x3/2 of the MobileNets), within bf16x3's bound, the same
+    bits for every thread count."""
+    pad = R // 2 * dil
+    if dil * (R - 1) + 1 > H + 2 * pad:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, H))
+    w = rng.standard_normal((K, C, R, R))
+    want = _act64(ref.conv2d(x, w, stride=stride, padding=pad, dilation=dil), act)
+    aw = A.AmxWeights(w.astype(np.float32), None, (stride, stride), (pad, pad), (dil, dil), nchw_input=True)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))).astype(np.float32)
+    outs = []
+    for nt in (1, 2, 3):
+        yb = np.full(B.blocked_shape(N, K, *want.shape[2:], 1), np.nan, np.float32)
+        AMX.Conv(xp, pad, aw, yb, 1, None, 0, act)(nt)
+        outs.append(yb)
+    assert all(np.array_equal(o, outs[0]) for o in outs[1:]) and not np.isnan(outs[0]).any()
+    mag = ref.conv2d(np.abs(x), np.abs(w.astype(np.float32)).astype(np.float64), stride=stride, padding=pad,
+                     dilation=dil)
+    _within(_nchw(outs[0], 1, K), want, mag)
+    xp[0, 0, pad, pad] = np.inf            # read by output (0, 0): the float32 rerun, exactly the FMA stem
+    yb, y32 = (np.full(B.blocked_shape(N, K, *want.shape[2:], 1), np.nan, np.float32) for _ in range(2))
+    AMX.Conv(xp, pad, aw, yb, 1, None, 0, act)(2)
+    FAST.conv(xp, pad, aw.exact, y32, 1, None, 0, act, 2)
+    assert np.array_equal(yb, y32, equal_nan=True)
+
+
+def test_which_layers_the_plan_gives_the_tiles():
+    assert A.takes(3, 3, 2, 2) and A.takes(7, 7, 1, 1) and not A.takes(9, 9, 1, 1) and not A.takes(1, 1, 5, 1)
+    assert A.takes(11, 11, 4, 4, C=3, nchw_input=True) and not A.takes(17, 17, 1, 1, C=3, nchw_input=True)
+    assert not A.takes(7, 7, 1, 1, C=30, nchw_input=True)          # an im2col row past 1024 channels
+    assert A.faster(16, 16, 1, 1) and A.faster(64, 3, 7, 7, nchw_input=True)
+    assert not A.faster(32, 3, 3, 3, nchw_input=True)              # the MobileNets' stem keeps FMAs

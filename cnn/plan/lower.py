@@ -187,12 +187,14 @@ def _winograd_tile(n):
 
 
 def _amx(n):
-    """Whether dense conv node n runs on AMX tiles: where this process runs them (kernels.amx), on
-    blocked input, with weights that bf16 can hold. They are 1.4-3.5x faster than the float32 FMA
+    """Whether dense conv node n runs on AMX tiles: where this process runs them (kernels.amx), with
+    weights that bf16 can hold (a stem reading NCHW too, its im2col rows as the reduction, where it
+    has enough channels and taps to gain: kernels.amx.faster). They are 1.4-3.5x faster than the float32 FMA
     kernels (and than Winograd) on every layer of the zoo measured on a Xeon with AMX
     (benchmarks/results/cpu-xeon-amx-2t-2026-12-08/kernels/amx.md)."""
-    g, w = n.attrs["g"], n.attrs["w"]
-    return A.available() and not n.attrs.get("nchw_input") and A.takes(g.R, g.S, g.sh, g.sw) and \
+    g, w, stem = n.attrs["g"], n.attrs["w"], n.attrs.get("nchw_input", False)
+    return A.available() and A.takes(g.R, g.S, g.sh, g.sw, C=g.C, nchw_input=stem) and \
+        A.faster(g.K, g.C, g.R, g.S, nchw_input=stem) and \
         bool(np.isfinite(w).all()) and float(np.abs(w).max(initial=0)) < 3.38e38
 
 
@@ -215,7 +217,7 @@ def pack(graph):
         amx = n.attrs["kind"] == "dense" and _amx(n)
         m = _winograd_tile(n) if n.attrs["kind"] == "dense" and not amx else 0
         if amx:
-            n.attrs["packed"] = A.AmxWeights(w, b, stride, pad, dil)
+            n.attrs["packed"] = A.AmxWeights(w, b, stride, pad, dil, nchw_input=n.attrs.get("nchw_input", False))
         elif m:
             n.attrs["packed"] = B.WinogradWeights(w, b, pad, m)
         elif n.attrs["kind"] == "dense":

@@ -57,6 +57,8 @@
 #define BAMX_INPUT (768 * 1024)
 #endif
 #define BAMX_PIX 64           /* bf16 per pixel and 32 channels: 32 hi, then 32 lo */
+#define BAMX_STAGE 1024       /* most channels of a stem's im2col row (C x R x S, rounded up to 32) */
+#define BAMX_PIECES 96        /* most pieces of a stem's im2col row built in registers */
 #ifndef BAMX_PF
 #define BAMX_PF 1
 #endif
@@ -68,6 +70,14 @@ typedef struct {
     ptrdiff_t N, Cb, Kb, H, W, P, Q, R, S, sh, sw, dh, dw, pt, pl;
     ptrdiff_t yh;      /* y's halo: the items zero the frame around the rows they own */
     int act;
+    /* a stem: x is zero-padded NCHW of CI channels (its halo holds the padding) and every tap of every
+       channel is a channel of the reduction (c, r, s in that order: an im2col row per pixel) */
+    int im2col;
+    ptrdiff_t CI;
+    int npc;                              /* pieces of a pixel's im2col row (0: gathered one by one) */
+    uint16_t pmask[BAMX_PIECES];          /* ... each the lanes of one vector that a row segment fills */
+    int pvec[BAMX_PIECES];                /* ... that vector (16 channels of the row) */
+    ptrdiff_t poff[BAMX_PIECES];          /* ... and where its first lane is read, from the pixel's tap (0, 0) */
     /* the geometry of the taps */
     ptrdiff_t C2;      /* 32-channel groups (input blocks in pairs, the last one padded) */
     ptrdiff_t taps, wp, reach;            /* R x S; a phase's width; a phase's extra rows */
@@ -107,6 +117,32 @@ B_INLINE size_t bamx_partial_bytes(const bamx *g, ptrdiff_t band, ptrdiff_t nimg
    keeps bconv). */
 static int bamx_geometry(bamx *g)
 {
+    if (g->im2col) {
+        /* one 1x1 "tap" over C x R x S channels: a pixel's scratch row is its im2col row */
+        if (g->S > BL || g->sh < 1 || g->sw < 1 || b_cdiv(g->CI * g->R * g->S, 32) * 32 > BAMX_STAGE) return 0;
+        g->C2 = b_cdiv(g->CI * g->R * g->S, 32);
+        g->taps = 1, g->wp = g->Q, g->reach = 0, g->nph = 1;
+        g->pha[0] = g->phc[0] = 0, g->tph[0] = 0, g->tpx[0] = 0;
+        /* the S taps of one (c, r) are consecutive input columns (dilation 1) and consecutive lanes
+           of the row: each segment is one or two masked expanding loads, split at vector bounds */
+        g->npc = 0;
+        for (ptrdiff_t c = 0; c < g->CI && g->dw == 1; c++)
+            for (ptrdiff_t r = 0; r < g->R; r++) {
+                ptrdiff_t k = (c * g->R + r) * g->S, e = k + g->S, src = c * g->xc + r * g->dh * g->xr;
+                while (k < e) {
+                    const ptrdiff_t v = k / BL, end = (v + 1) * BL < e ? (v + 1) * BL : e;
+                    if (g->npc == BAMX_PIECES) { g->npc = -1; break; }
+                    g->pvec[g->npc] = (int)v;
+                    g->pmask[g->npc] = (uint16_t)(((1u << (end - k)) - 1) << (k % BL));
+                    g->poff[g->npc] = src;
+                    g->npc++;
+                    src += end - k, k = end;
+                }
+                if (g->npc < 0) break;
+            }
+        if (g->npc < 0 || g->dw != 1) g->npc = 0;
+        return 1;
+    }
     g->C2 = b_cdiv(g->Cb, 2);
     g->taps = g->R * g->S;
     if (g->taps > BAMX_TAPS || g->sh > BAMX_STRIDE || g->sw > BAMX_STRIDE || g->sh < 1 || g->sw < 1) return 0;
@@ -165,7 +201,8 @@ static void bamx_plan(bamx *g, int nthreads)
                 double tdp = (double)tiles * nkt * g->C2 * g->taps * (3 * 16 + 3);
                 if (ncc < g->C2) tdp += (double)tiles * nkt * b_cdiv(g->C2, ncc) * 2 * 32;  /* partial sums */
                 const double mem = BAMX_CYC_BYTE * (double)nkt * wbytes_kt;
-                const double conv = 8.0 * g->C2 * g->nph * bamx_rows(g, band) * g->wp * nimg;
+                const double conv = (g->im2col ? 3.0 * g->CI * g->R : 0) * band * g->Q * nimg +
+                                    8.0 * g->C2 * g->nph * bamx_rows(g, band) * g->wp * nimg;
                 const double cost = (double)b_cdiv(items, nthreads) * ((tdp > mem ? tdp : mem) + conv + 2000.0);
                 if (best < 0 || cost < best) {
                     best = cost;
@@ -274,6 +311,58 @@ static int bamx_convert(const bamx *g, const float *xi, const float *si, ptrdiff
             }
         }
     }
+    return inf;
+}
+
+/* The stem's conversion: for each output pixel of rows [p0, p0 + band) of image xi (zero-padded NCHW
+   at its interior origin), the im2col row x[c, p sh + r dh - pt, q sw + s dw - pl] over (c, r, s),
+   split into image slot `img` of the scratch: built in registers from its pieces (bamx_geometry)
+   where it has at most BAMX_PIECES, else gathered into a float32 staging row (a masked load and
+   store of S taps per (c, r); dilated columns one by one). -> nonzero when an input is infinite. */
+static int bamx_convert_im2col(const bamx *g, const float *xi, ptrdiff_t p0, ptrdiff_t band, uint16_t *sc,
+                               ptrdiff_t region, ptrdiff_t img)
+{
+    if (g->npc) {
+        /* the row in registers, 32 lanes at a time from its pieces (in lane order) */
+        int inf = 0;
+        for (ptrdiff_t u = 0; u < band; u++)
+            for (ptrdiff_t q = 0; q < g->Q; q++) {
+                const float *px = xi + ((p0 + u) * g->sh - g->pt) * g->xr + q * g->sw - g->pl;
+                uint16_t *out = sc + (img * band * g->wp + u * g->wp + q) * BAMX_PIX;
+                int i = 0;
+                for (ptrdiff_t c2 = 0; c2 < g->C2; c2++) {
+                    __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+                    for (; i < g->npc && g->pvec[i] == 2 * c2; i++)
+                        a = _mm512_mask_expandloadu_ps(a, g->pmask[i], px + g->poff[i]);
+                    for (; i < g->npc && g->pvec[i] == 2 * c2 + 1; i++)
+                        b = _mm512_mask_expandloadu_ps(b, g->pmask[i], px + g->poff[i]);
+                    inf |= bamx_split(a, b, out + c2 * region * BAMX_PIX);
+                }
+            }
+        return inf;
+    }
+    float stage[BAMX_STAGE] __attribute__((aligned(64)));
+    const __mmask16 mask = (__mmask16)((1u << g->S) - 1);
+    int inf = 0;
+    memset(stage, 0, sizeof stage);
+    for (ptrdiff_t u = 0; u < band; u++)
+        for (ptrdiff_t q = 0; q < g->Q; q++) {
+            const float *px = xi + ((p0 + u) * g->sh - g->pt) * g->xr + q * g->sw - g->pl;
+            for (ptrdiff_t c = 0; c < g->CI; c++)
+                for (ptrdiff_t r = 0; r < g->R; r++) {
+                    const float *row = px + c * g->xc + r * g->dh * g->xr;
+                    float *dst = stage + (c * g->R + r) * g->S;
+                    if (g->dw == 1) {
+                        _mm512_mask_storeu_ps(dst, mask, _mm512_maskz_loadu_ps(mask, row));
+                    } else {
+                        for (ptrdiff_t s = 0; s < g->S; s++) dst[s] = row[s * g->dw];
+                    }
+                }
+            uint16_t *out = sc + (img * band * g->wp + u * g->wp + q) * BAMX_PIX;
+            for (ptrdiff_t c2 = 0; c2 < g->C2; c2++)
+                inf |= bamx_split(_mm512_load_ps(stage + 32 * c2), _mm512_load_ps(stage + 32 * c2 + 16),
+                                  out + c2 * region * BAMX_PIX);
+        }
     return inf;
 }
 
@@ -414,7 +503,9 @@ static int bamx_item(const bamx *g, const float *x, const float *s, const uint16
     if (!sc) return -1;
     float *part = (float *)((char *)sc + inb);
     for (ptrdiff_t i = 0; i < nimg; i++)
-        if (bamx_convert(g, x + (n0 + i) * g->xn, s ? s + (n0 + i) * g->Cb * BL : NULL, p0, band, sc, region, i))
+        if (g->im2col ? bamx_convert_im2col(g, x + (n0 + i) * g->xn, p0, band, sc, region, i)
+                      : bamx_convert(g, x + (n0 + i) * g->xn, s ? s + (n0 + i) * g->Cb * BL : NULL, p0, band, sc,
+                                     region, i))
             return 1;
     for (ptrdiff_t r = 0; r < g->C2 * g->nph; r++)           /* the tails: what the last tile reads past */
         memset(sc + (r * region + nimg * ppi) * BAMX_PIX, 0, (size_t)(region - nimg * ppi) * BAMX_PIX * 2);

@@ -16,6 +16,8 @@ cdef extern from "amx.h" nogil:
         Py_ssize_t N, Cb, Kb, H, W, P, Q, R, S, sh, sw, dh, dw, pt, pl
         Py_ssize_t yh
         int act
+        int im2col
+        Py_ssize_t CI
         Py_ssize_t band, nband, kt, ngrp, nimg, nig, ncc, items
         Py_ssize_t want_band, want_kt, want_nimg, want_ncc
     int bamx_built()
@@ -69,20 +71,28 @@ cdef class Conv:
         # the float32 twin checks every operand as blocked.Conv does (types, shapes, halos, act)
         self.exact = load("blocked").Conv(x, x_halo, aw.exact, y, y_halo, res, r_halo, act)
         cdef bamx *g = &self.g
-        cdef const float[:, :, :, :, :] x5 = x
+        cdef const float[:, :, :, :, :] x5
+        cdef const float[:, :, :, ::1] x4
         cdef float[:, :, :, :, :] y5 = y
         cdef const uint16_t[:, :, :, :, :, ::1] w6 = aw.w
         cdef const float[::1] b1 = aw.bias
         cdef const float[:, :, :, :, :] r5
-        g.N, g.Cb, g.Kb = y.shape[0], x.shape[1], y.shape[1]
+        g.N, g.Kb = y.shape[0], y.shape[1]
         g.H, g.W = x.shape[2] - 2 * x_halo, x.shape[3] - 2 * x_halo
         g.P, g.Q = y.shape[2] - 2 * y_halo, y.shape[3] - 2 * y_halo
         g.R, g.S, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl = aw.R, aw.S, aw.sh, aw.sw, aw.dh, aw.dw, aw.pt, aw.pl
-        if w6.shape[0] != g.Kb or w6.shape[1] != (g.Cb + 1) // 2 or w6.shape[2] != g.R * g.S:
+        g.im2col = aw.nchw_input
+        if g.im2col:        # the stem: x a zero-padded NCHW array, checked by the twin
+            g.Cb, g.CI = 1, x.shape[1]
+            fits = w6.shape[1] == (g.CI * g.R * g.S + 31) // 32 and w6.shape[2] == 1
+        else:
+            g.Cb, g.CI = x.shape[1], 16
+            fits = w6.shape[1] == (g.Cb + 1) // 2 and w6.shape[2] == g.R * g.S
+        if w6.shape[0] != g.Kb or not fits:
             raise ValueError(f"the AMX weights {aw.w.shape} do not fit x {x.shape} and y {y.shape}")
+        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
         if not bamx_geometry(g):
             raise ValueError(f"the AMX kernel does not take {g.R}x{g.S} taps at stride ({g.sh}, {g.sw})")
-        g.xn, g.xc, g.xr = _st(x, 0), _st(x, 1), _st(x, 2)
         g.yn, g.yc, g.yr = _st(y, 0), _st(y, 1), _st(y, 2)
         g.rn = g.rc = g.rr = 0
         self.rp = NULL
@@ -93,7 +103,12 @@ cdef class Conv:
         g.act, g.yh = act, y_halo
         g.items = 0
         g.want_band = g.want_kt = g.want_nimg = g.want_ncc = 0
-        self.xp = &x5[0, 0, x_halo, x_halo, 0]
+        if g.im2col:
+            x4 = x
+            self.xp = &x4[0, 0, x_halo, x_halo]
+        else:
+            x5 = x
+            self.xp = &x5[0, 0, x_halo, x_halo, 0]
         self.sp = NULL
         self.wp, self.bp = &w6[0, 0, 0, 0, 0, 0], &b1[0]
         self.yp = &y5[0, 0, y_halo, y_halo, 0]
@@ -163,6 +178,8 @@ cdef class Conv:
         with the scale applied as the input is converted to bf16, at no cost (a squeeze-and-excitation
         scale folded into the convolution that reads it)."""
         cdef const float[:, ::1] s2
+        if self.g.im2col:
+            raise ValueError("scale_inputs needs a blocked input (not the stem's NCHW one)")
         if not isinstance(s, np.ndarray) or s.dtype != np.float32 or s.ndim != 2 or not s.flags.c_contiguous:
             raise TypeError("s must be a 2-D C-contiguous float32 numpy array")
         if s.shape != (self.g.N, self.g.Cb * 16):

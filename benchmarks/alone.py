@@ -2,8 +2,11 @@
 threads beside it (ONNX Runtime's workers spin between calls by default, which an interleaved run must
 forbid). Prints the median and best of `calls` forward passes after a warm-up.
 
-    python -m benchmarks.alone ours|onnxruntime|openvino|pytorch NETWORK [--batch 1] [--threads 2]
+    python -m benchmarks.alone ours|ours-fma|onnxruntime|openvino|pytorch NETWORK [--batch 1] [--threads 2]
     python -m benchmarks.alone table [--networks a,b] [--batches 1,8] [--rounds 2] [--peers a,b]
+
+ours-fma is our plan with every layer on float32 FMAs (CONVFORGE_AMX=0): on a CPU with AMX tiles,
+`--peers ours-fma,onnxruntime,openvino` shows what the tiles' bf16x3 products add.
 
 `table` runs every (network, batch, contender) in a process of its own, one after another, for
 `rounds` rounds with the contenders' order rotated each round, and prints per network and batch each
@@ -14,6 +17,7 @@ with the geometric mean and the smallest of each ratio. Run it on an idle machin
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -26,12 +30,15 @@ from cnn import models
 from . import peers, torch_models
 from .suite_networks import QUICK_NETWORKS, input_shape
 
-CONTENDERS = ("ours", "onnxruntime", "openvino", "pytorch")
+# "ours-fma": our plan with every layer on float32 FMAs (CONVFORGE_AMX=0), where the CPU has AMX
+CONTENDERS = ("ours", "ours-fma", "onnxruntime", "openvino", "pytorch")
 
 
 def contender(who, name, shape, threads):
     net = models.create(name, seed=0)
-    if who == "ours":
+    if who in ("ours", "ours-fma"):
+        if who == "ours-fma":
+            os.environ["CONVFORGE_AMX"] = "0"      # this process is the contender's own
         kernels.set_num_threads(threads)
         return net.prepare(shape)
     import torch

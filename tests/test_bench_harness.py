@@ -12,6 +12,7 @@ pytest.importorskip("matplotlib")
 
 from benchmarks import __main__ as cli  # noqa: E402
 from benchmarks import layers, machine, roofline, timing  # noqa: E402
+import kernels  # noqa: E402
 from kernels.shapes import conv_geometry  # noqa: E402
 from .conftest import FAKE_CEILINGS  # noqa: E402
 
@@ -215,6 +216,20 @@ def test_winograd_benchmark_table(capsys):
     assert capsys.readouterr().out.strip().endswith(row)
     with pytest.raises(SystemExit):
         winograd.main(["--layers", "nothing"])
+
+
+@pytest.mark.skipif(not kernels.cpu_info()["amx"], reason="no AMX tiles here (CPU, OS or ISA variant)")
+def test_amx_benchmark_table(capsys):
+    """benchmarks.amx: the tiles, the direct kernel and Winograd timed on small layers, the partition."""
+    from benchmarks import amx
+    t, part = amx.measure(2, 40, 24, 9, 3, 1, threads=1, rounds=2)
+    assert set(t) == {"amx", "direct", "F4"} and all(s > 0 for s in t.values()) and part["images"] >= 1
+    text = amx.table([("tiny", 1, 16, 32, 9, 1, 2)], threads=1, rounds=1)
+    row = text.splitlines()[-1]
+    assert row.startswith("| tiny | 1 | 16->32 1x1/2 @9 |") and "| - |" in row
+    assert capsys.readouterr().out.strip().endswith(row)
+    with pytest.raises(SystemExit):
+        amx.main(["--layers", "nothing"])
 
 
 def test_tiles_benchmark_table(capsys):

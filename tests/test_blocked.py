@@ -159,6 +159,7 @@ def test_depthwise_row_sums_give_the_global_mean(N, C, H, W, R, stride, act, y_h
     b = rng.standard_normal(C)
     want = _act64(ref.conv2d(x, w, b, stride=stride, padding=pad, groups=C), act)
     P, Q = want.shape[2:]
+    size = np.abs(ref.conv2d(np.abs(x), np.abs(w), np.abs(b), stride=stride, padding=pad, groups=C)).mean(axis=(2, 3))
     dw = B.DepthwiseWeights(w.astype(np.float32), b.astype(np.float32), (stride, stride), (pad, pad), (1, 1))
     xb = _blocked(x, pad)
     got = []
@@ -171,7 +172,8 @@ def test_depthwise_row_sums_give_the_global_mean(N, C, H, W, R, stride, act, y_h
         unfused = np.empty_like(mean)
         FAST.global_avg_pool(yb, y_halo, unfused, threads)
         assert _rel(_nchw(yb, y_halo, C), want) < 1e-5
-        assert _rel(mean[:, :C], want.mean(axis=(2, 3))) < 1e-5
+        # a mean of a few outputs can cancel to 1% of their size: its error is bounded by theirs
+        assert np.all(np.abs(mean[:, :C] - want.mean(axis=(2, 3))) <= 1e-5 * size)
         np.testing.assert_allclose(mean, unfused, rtol=1e-6, atol=1e-6)
         got.append(mean)
     assert all(np.array_equal(g, got[0]) for g in got)

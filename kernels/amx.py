@@ -54,9 +54,14 @@ def takes(R, S, sh, sw, C=None, nchw_input=False):
 
 
 def faster(K, C, R, S, nchw_input=False):
-    """Whether the tiles beat the FMA kernels on a layer the kernel takes: always on blocked input
-    (1.4-3.5x on the zoo's layers), on a stem from STEM_MIN_MACS multiply-adds per pixel."""
-    return not nchw_input or K * C * R * S >= STEM_MIN_MACS
+    """Whether the tiles beat the FMA kernels on a layer the kernel takes: on blocked input with more
+    than one block of 16 channels on each side (1.3-3.5x on the zoo's layers; with one input block
+    half of every 32-channel TDP reduction is empty, with one output block each input tile feeds one
+    TDP group: 16->96 at 112x112 ran 0.92x, 32->16 0.84x, 16->16 0.50x, 24->144 at 56x56 1.72x,
+    `python -m benchmarks.amx`), on a stem from STEM_MIN_MACS multiply-adds per pixel."""
+    if nchw_input:
+        return K * C * R * S >= STEM_MIN_MACS
+    return B.blocks(C) >= 2 and B.blocks(K) >= 2
 
 
 def bf16_split(a):

@@ -282,5 +282,6 @@ def test_which_layers_the_plan_gives_the_tiles():
     assert A.takes(3, 3, 2, 2) and A.takes(7, 7, 1, 1) and not A.takes(9, 9, 1, 1) and not A.takes(1, 1, 5, 1)
     assert A.takes(11, 11, 4, 4, C=3, nchw_input=True) and not A.takes(17, 17, 1, 1, C=3, nchw_input=True)
     assert not A.takes(7, 7, 1, 1, C=30, nchw_input=True)          # an im2col row past 1024 channels
-    assert A.faster(16, 16, 1, 1) and A.faster(64, 3, 7, 7, nchw_input=True)
+    assert A.faster(32, 24, 1, 1) and A.faster(64, 3, 7, 7, nchw_input=True)
+    assert not A.faster(96, 16, 1, 1) and not A.faster(16, 32, 3, 3)   # one block of 16 on a side
     assert not A.faster(32, 3, 3, 3, nchw_input=True)              # the MobileNets' stem keeps FMAs

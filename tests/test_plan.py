@@ -132,8 +132,9 @@ def test_squeeze_excitation_scale_folds_into_the_projection(batch, size, monkeyp
 @pytest.mark.skipif(not kernels.cpu_info()["amx"], reason="no AMX tiles here (CPU, OS or ISA variant)")
 @pytest.mark.parametrize("batch", [1, 2])
 def test_dense_layers_run_on_amx_tiles_where_the_cpu_has_them(batch, monkeypatch):
-    """Every dense conv on blocked input runs on AMX tiles (a stem reading NCHW only with enough
-    channels and taps: EfficientNet's 3x3 to 32 keeps FMAs, ResNet's 7x7 to 64 takes the tiles), and
+    """Every dense conv on blocked input with more than 16 channels on each side runs on AMX tiles (a
+    stem reading NCHW only with enough channels and taps: EfficientNet's 3x3 to 32 keeps FMAs,
+    ResNet's 7x7 to 64 takes the tiles), and
     every squeeze-and-excitation scale folds into the conversion of the projection that reads it. The
     result is the reference's, the same bits for 1, 2 and 5 threads; CONVFORGE_AMX=0 keeps the float32
     FMA kernels, whose result it matches to float32's tolerance."""
@@ -142,9 +143,12 @@ def test_dense_layers_run_on_amx_tiles_where_the_cpu_has_them(batch, monkeypatch
     x = _input((batch, 3, 64, 64))
     plan, y = _check(net, x)
     dense = [n for n in plan.nodes if n.op == "conv" and n.attrs["kind"] == "dense"]
-    assert all(isinstance(n.attrs["packed"], A.AmxWeights) != bool(n.attrs.get("nchw_input")) for n in dense)
+    wide = [n for n in dense if min(n.attrs["g"].C, n.attrs["g"].K) > 16 and not n.attrs.get("nchw_input")]
+    assert wide and all(isinstance(n.attrs["packed"], A.AmxWeights) == (n in wide) for n in dense)
     stems = [n for n in _check(_zoo_net("resnet18", 48), _input((1, 3, 48, 48)))[0].nodes if n.attrs.get("nchw_input")]
     assert len(stems) == 1 and isinstance(stems[0].attrs["packed"], A.AmxWeights)    # 7x7 to 64 channels
+    # every SE scale folds: into the conversion on the tiles, into per-image weights (the first block,
+    # 32->16 at 32x32, on FMAs)
     assert sum("scale" in n.attrs for n in plan.nodes) == 16 and not any(n.op == "scale" for n in plan.nodes)
     old = kernels.get_num_threads()
     try:

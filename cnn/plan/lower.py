@@ -189,9 +189,8 @@ def _winograd_tile(n):
 def _amx(n):
     """Whether dense conv node n runs on AMX tiles: where this process runs them (kernels.amx), with
     weights that bf16 can hold (a stem reading NCHW too, its im2col rows as the reduction, where it
-    has enough channels and taps to gain: kernels.amx.faster). They are 1.4-3.5x faster than the float32 FMA
-    kernels (and than Winograd) on every layer of the zoo measured on a Xeon with AMX
-    (benchmarks/results/cpu-xeon-amx-2t-2026-12-08/kernels/amx.md)."""
+    has enough channels and taps to gain: kernels.amx.faster, measured against the float32 FMA kernels
+    and Winograd on a Xeon with AMX in benchmarks/results/cpu-xeon-amx-2t-2026-12-08/kernels/amx.md)."""
     g, w, stem = n.attrs["g"], n.attrs["w"], n.attrs.get("nchw_input", False)
     return A.available() and A.takes(g.R, g.S, g.sh, g.sw, C=g.C, nchw_input=stem) and \
         A.faster(g.K, g.C, g.R, g.S, nchw_input=stem) and \

@@ -6,7 +6,7 @@ kernel for every ISA, the CUDA sources; no generated C, Cython sources or test f
 import sys
 import zipfile
 
-KERNELS = ("direct", "im2col", "pointwise", "depthwise", "pooling")
+KERNELS = ("direct", "im2col", "pointwise", "depthwise", "pooling", "blocked", "layout", "amx")
 ISAS = ("avx512", "avx2", "generic")
 PACKAGES = ("kernels", "kernels/cpu", "kernels/cuda", "cnn", "cnn/layers", "cnn/models", "benchmarks")
 

@@ -39,6 +39,17 @@ def _check(net, x, tol=1e-4):
     return plan, y
 
 
+def _same_bits_for_threads(net, x, y):
+    """net's plan gives exactly y for 1, 2 and 5 threads."""
+    old = kernels.get_num_threads()
+    try:
+        for n in (1, 2, 5):
+            kernels.set_num_threads(n)
+            assert np.array_equal(cnn.compile(net, x.shape)(x), y)
+    finally:
+        kernels.set_num_threads(old)
+
+
 def _zoo_net(name, size):
     if name == "alexnet":      # the paper's variant at a size its classifier takes: the torchvision one
         return randomize_batch_norm(models.create("alexnet", variant="torchvision", seed=1), 2)
@@ -116,13 +127,7 @@ def test_squeeze_excitation_scale_folds_into_the_projection(batch, size, monkeyp
         assert (g.R, g.S, g.sh) == (1, 1, 1) and B.blocks(g.K) * B.BLOCK <= g.H * g.W
     in_segments = {t for a, b in plan.program.segments for t in range(a, b)} & set(folded)
     assert bool(in_segments) == (batch > 1)
-    old = kernels.get_num_threads()
-    try:
-        for n in (1, 2, 5):
-            kernels.set_num_threads(n)
-            assert np.array_equal(cnn.compile(net, x.shape)(x), y)
-    finally:
-        kernels.set_num_threads(old)
+    _same_bits_for_threads(net, x, y)
     monkeypatch.setattr(lower, "fold_scales", lambda graph: None)
     unfolded = cnn.compile(_zoo_net("efficientnet_b0", size), x.shape)
     assert sum(n.op == "scale" for n in unfolded.nodes) == 16
@@ -150,13 +155,7 @@ def test_dense_layers_run_on_amx_tiles_where_the_cpu_has_them(batch, monkeypatch
     # every SE scale folds: into the conversion on the tiles, into per-image weights (the first block,
     # 32->16 at 32x32, on FMAs)
     assert sum("scale" in n.attrs for n in plan.nodes) == 16 and not any(n.op == "scale" for n in plan.nodes)
-    old = kernels.get_num_threads()
-    try:
-        for n in (1, 2, 5):
-            kernels.set_num_threads(n)
-            assert np.array_equal(cnn.compile(net, x.shape)(x), y)
-    finally:
-        kernels.set_num_threads(old)
+    _same_bits_for_threads(net, x, y)
     monkeypatch.setenv("CONVFORGE_AMX", "0")
     fma = cnn.compile(_zoo_net("efficientnet_b0", 64), x.shape)
     assert not any(isinstance(n.attrs.get("packed"), A.AmxWeights) for n in fma.nodes)

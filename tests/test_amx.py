@@ -285,3 +285,21 @@ def test_which_layers_the_plan_gives_the_tiles():
     assert A.faster(32, 24, 1, 1) and A.faster(64, 3, 7, 7, nchw_input=True)
     assert not A.faster(96, 16, 1, 1) and not A.faster(16, 32, 3, 3)   # one block of 16 on a side
     assert not A.faster(32, 3, 3, 3, nchw_input=True)              # the MobileNets' stem keeps FMAs
+
+
+@needs_amx
+def test_infinite_input_with_a_folded_scale_reruns_scaled():
+    """The float32 rerun of a step with scale_inputs folds the same scale (into per-image weights,
+    made at the first rerun): exactly the FMA kernel's scaled result."""
+    rng = np.random.default_rng(5)
+    x, aw, r64, _ = _case(rng, 2, 40, 24, 6, 6, 1, 1, (1, 1), (0, 0), (1, 1), False)
+    s = np.zeros((2, 48), np.float32)
+    s[:, :40] = rng.uniform(0, 1, (2, 40))
+    x[1, 3, 2, 2] = np.inf
+    xb = _blocked(x, 0)
+    y, _ = _run(xb, 0, aw, r64.shape, None, 0, 2, s)
+    y32 = np.full_like(y, np.nan)
+    f = FAST.Conv(xb, 0, aw.exact, y32, 1)
+    f.scale_inputs(s, B.aligned_empty((2,) + aw.exact.w.shape))
+    f(2)
+    assert np.array_equal(y, y32, equal_nan=True) and np.isinf(_nchw(y, 1, 24)[1, :, 2, 2]).any()

@@ -11,7 +11,7 @@
    1.6 TFLOP/s of bf16 on one core of the Xeon this was written on, 7x its float32 FMA rate, so the
    three products still run at ~2.3x the FMA peak.
 
-   Data. A work item (image, group of output blocks, band of output rows) first converts the input
+   Data. A work item (images, group of output blocks, band of output rows) first converts the input
    it reads into a per-thread scratch (scratch.h) of bf16 pairs: per 32 channels (two input blocks)
    and pixel, 32 hi halves then 32 lo halves, 128 bytes, so that a tile row is one pixel's 32
    channels at a row stride of 128 bytes. The scratch is split into phases by row and column residue
@@ -21,7 +21,9 @@
    phase (r dh mod sh, s dw mod sw). A tile is 16 consecutive f, so a row's last pixels and the next
    row's first share one (a 7x7 plane takes 4 tiles, not 7); the f with q >= Q are computed and
    dropped. Padding is converted as zeros, so the input needs no halo.
-   Weights (prepacked by kernels/blocked.py AmxWeights): per 16 output channels, 32 input channels
+   A stem on NCHW input (few channels) is one 1x1 tap over its im2col rows instead: each pixel's
+   C x R x S taps (c, r, s in order) are its "channels".
+   Weights (prepacked by kernels/amx.py AmxWeights): per 16 output channels, 32 input channels
    and tap, a 16 x 32 tile of hi halves in TDPBF16PS's pair order, then one of lo halves.
    Tiles: 0-3 accumulate 4 x 16 output channels of 16 pixels, 4-5 hold the input's hi and lo, 6-7
    a weight tile's hi and lo: per 32 input channels and tap, 2 + 8 tile loads and 12 TDPBF16PS.
@@ -51,21 +53,12 @@
 
 #define BAMX_TAPS 64          /* most taps (R x S) of a kernel the tiles take */
 #define BAMX_STRIDE 4         /* largest stride (phases per axis) */
-#ifndef BAMX_L2
-#define BAMX_L2 (1536 * 1024)
-#endif /* an item's converted input, partial sums and two weight chunks: in a 2 MB L2 */
-#ifndef BAMX_CHUNK
-#define BAMX_CHUNK (512 * 1024)     /* weights of one chunk (4 output blocks x some input groups) */
-#endif
-#ifndef BAMX_INPUT
-#define BAMX_INPUT (768 * 1024)
-#endif
+#define BAMX_L2 (1536 * 1024) /* an item's converted input, partial sums and two weight chunks: in a 2 MB L2 */
+#define BAMX_CHUNK (512 * 1024)     /* most weights of one chunk (4 output blocks x some input groups) */
+#define BAMX_INPUT (768 * 1024)     /* most converted input of an item of several rows or images */
 #define BAMX_PIX 64           /* bf16 per pixel and 32 channels: 32 hi, then 32 lo */
 #define BAMX_STAGE 1024       /* most channels of a stem's im2col row (C x R x S, rounded up to 32) */
 #define BAMX_PIECES 96        /* most pieces of a stem's im2col row built in registers */
-#ifndef BAMX_PF
-#define BAMX_PF 1
-#endif
 #define BAMX_CYC_BYTE 0.2     /* cycles per weight byte streamed from L3 or memory into one core */
 
 typedef struct {
@@ -483,7 +476,7 @@ static bamx_pf bamx_pf_chunk(const bamx *g, const uint16_t *w, ptrdiff_t kc, ptr
     f.ns = (int)(k1 - kc < 4 ? k1 - kc : 4);
     for (int j = 0; j < f.ns; j++) f.p[j] = (const char *)(w + (kc + j) * wks + cc * g->taps * 1024);
     f.len = ncc * g->taps * 2048;
-    f.step = BAMX_PF ? b_cdiv(f.ns * f.len / 64, steps > 0 ? steps : 1) : 0;
+    f.step = b_cdiv(f.ns * f.len / 64, steps > 0 ? steps : 1);
     return f;
 }
 

@@ -62,6 +62,7 @@ cdef class Conv:
     cdef float *yp
     cdef object keep
     cdef readonly object exact
+    cdef object scale           # scale_inputs' s, until the twin has been given it (see __call__)
 
     def __cinit__(self, x, Py_ssize_t x_halo, aw, y, Py_ssize_t y_halo, res=None, Py_ssize_t r_halo=0,
                   int act=0):
@@ -169,6 +170,12 @@ cdef class Conv:
         if nomem:
             raise MemoryError("no memory for the AMX kernel's scratch")
         if inf:
+            if self.scale is not None:
+                # the twin folds the scale into per-image weights (its own way): made only now, as
+                # this rerun is rare and the weights of every image take memory
+                aw = self.keep[1]
+                self.exact.scale_inputs(self.scale, aligned_empty((self.g.N,) + aw.exact.w.shape))
+                self.scale = None
             self.exact(nthreads)
 
 
@@ -184,9 +191,7 @@ cdef class Conv:
             raise TypeError("s must be a 2-D C-contiguous float32 numpy array")
         if s.shape != (self.g.N, self.g.Cb * 16):
             raise ValueError(f"s must be ({self.g.N}, {self.g.Cb * 16}), got {s.shape}")
-        aw = self.keep[1]
-        # the float32 twin folds it into per-image weights (its own way), for the rare rerun
-        self.exact.scale_inputs(s, aligned_empty((self.g.N,) + aw.exact.w.shape))
+        self.scale = s if self.g.N else None
         if self.g.N == 0:
             return
         s2 = s
